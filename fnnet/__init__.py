@@ -1,0 +1,23 @@
+"""fnnet: a functional deep-learning research framework on JAX.
+
+Models are Modules, pairs of pure functions over parameter pytrees; see
+``fnnet.nn``. Subpackages load on first use: ``fnnet.functional``, ``fnnet.init``,
+``fnnet.nn``, ``fnnet.losses``, ``fnnet.metrics``, ``fnnet.optim``,
+``fnnet.gradcheck``, ``fnnet.data``, ``fnnet.train``, ``fnnet.models``, ...
+"""
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {"functional", "init", "nn", "losses", "metrics", "optim", "gradcheck",
+               "data", "train", "models", "vision", "text", "parallel", "interop", "cli"}
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"fnnet.{name}")
+    raise AttributeError(f"module 'fnnet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))

@@ -1,0 +1,10 @@
+"""Pure array kernels with explicit weights.
+
+Activations, dense, convolution, pooling, normalisation, dropout, attention and the
+recurrent cells with their scan. Each is a plain function of arrays, safe under
+``jit``, ``grad`` and ``vmap``, usable without Modules.
+
+Imports: jax only.
+"""
+from fnnet.functional.activations import *  # noqa: F401,F403
+from fnnet.functional.dense import *  # noqa: F401,F403

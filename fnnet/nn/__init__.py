@@ -1,0 +1,6 @@
+"""Modules: the protocol, the combinators, and one constructor per layer.
+
+Imports: fnnet.functional, fnnet.init.
+"""
+from fnnet.nn.module import *  # noqa: F401,F403
+from fnnet.nn.layers import *  # noqa: F401,F403

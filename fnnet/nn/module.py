@@ -1,0 +1,275 @@
+"""The Module protocol and the combinators that build bigger Modules from smaller ones.
+
+A Module is a named pair of pure functions::
+
+    init(key, x)                                       -> (params, state)
+    apply(params, state, x, *, key=None, train=False)  -> (y, state)
+
+``x`` in ``init`` is an example input (an array or a ``jax.ShapeDtypeStruct``, batch
+axis included); shapes flow through ``jax.eval_shape``, so no full-size forward pass
+runs at initialisation. ``params`` and ``state`` are nested dicts of arrays.
+
+Containers give child ``i`` the key ``fold_in(key, i)`` and call it through
+:func:`call`, which also records layer outputs for :func:`summary`.
+
+Imports: jax only.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+Params = dict
+State = dict
+
+__all__ = ["Module", "call", "spec_of", "child_key", "require_key", "stateless",
+           "serial", "parallel", "residual", "count_params", "summary"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Module:
+    """A layer or a model: ``init(key, x) -> (params, state)`` and
+    ``apply(params, state, x, *, key=None, train=False) -> (y, state)``.
+
+    A Module holds no arrays; it is hashable, so it may be a static argument of
+    ``jax.jit``. ``name`` appears in error messages and in :func:`summary`.
+    """
+    init: Callable[..., tuple[Params, State]]
+    apply: Callable[..., tuple[Any, State]]
+    name: str = "module"
+
+    def __iter__(self):  # ``init, apply = module``, as in stax
+        return iter((self.init, self.apply))
+
+
+def spec_of(x) -> jax.ShapeDtypeStruct:
+    """The shape and dtype of ``x`` (an array, a tracer or a ``ShapeDtypeStruct``)."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"expected an array or jax.ShapeDtypeStruct as example input, got {type(x).__name__}")
+    return jax.ShapeDtypeStruct(tuple(x.shape), x.dtype)
+
+
+def child_key(key, i: int):
+    """The key of child ``i``: ``fold_in(key, i)``, or None when ``key`` is None."""
+    return None if key is None else jax.random.fold_in(key, i)
+
+
+def require_key(name: str, key, train: bool) -> None:
+    """Raise if a layer that draws random numbers in training got no key."""
+    if train and key is None:
+        raise ValueError(f"{name}: train=True needs a random key; call apply(..., key=jax.random.key(seed), train=True)")
+
+
+# ---------------------------------------------------------------------------
+# Calling children, and recording what they return (for summary)
+
+_RECORDER: contextvars.ContextVar = contextvars.ContextVar("fnnet_recorder", default=None)
+_PATH: contextvars.ContextVar = contextvars.ContextVar("fnnet_path", default=())
+
+
+def call(module: Module, name: str, params: Params, state: State, x, *, key=None, train=False):
+    """Apply a child ``module`` that lives under ``name`` in its parent's params."""
+    path = _PATH.get() + (name,)
+    token = _PATH.set(path)
+    try:
+        y, new_state = module.apply(params, state, x, key=key, train=train)
+    finally:
+        _PATH.reset(token)
+    records = _RECORDER.get()
+    if records is not None:
+        records.append((path, module.name, jax.tree.map(lambda a: tuple(a.shape), y), count_params(params)))
+    return y, new_state
+
+
+@contextlib.contextmanager
+def _recording():
+    records: list = []
+    token = _RECORDER.set(records)
+    try:
+        yield records
+    finally:
+        _RECORDER.reset(token)
+
+
+def _infer(module: Module, params, state, spec):
+    """Output spec of ``module`` in evaluation mode, without running it."""
+    return jax.eval_shape(lambda p, s, x: module.apply(p, s, x)[0], params, state, spec)
+
+
+# ---------------------------------------------------------------------------
+# Leaves without parameters
+
+def stateless(fn: Callable, name: str) -> Module:
+    """A Module with no params and no state: ``y = fn(x)``."""
+    def init(key, x):
+        del key
+        spec_of(x)
+        return {}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del params, key, train
+        return fn(x), state
+
+    return Module(init, apply, name)
+
+
+# ---------------------------------------------------------------------------
+# Combinators
+
+def serial(*modules: Module, name: str = "serial") -> Module:
+    """Feed-forward chain ``y = m_n(... m_1(m_0(x)))``; params keyed ``"0"``, ``"1"``, ..."""
+    _check_modules("serial", modules)
+
+    def init(key, x):
+        spec = spec_of(x)
+        params, state = {}, {}
+        for i, m in enumerate(modules):
+            k = str(i)
+            params[k], state[k] = m.init(jax.random.fold_in(key, i), spec)
+            spec = _infer(m, params[k], state[k], spec)
+        return params, state
+
+    def apply(params, state, x, *, key=None, train=False):
+        new_state = {}
+        for i, m in enumerate(modules):
+            k = str(i)
+            x, new_state[k] = call(m, k, params[k], state[k], x, key=child_key(key, i), train=train)
+        return x, new_state
+
+    return Module(init, apply, name)
+
+
+def parallel(*modules: Module, combine: str | Callable = "concat", axis: int = -1,
+             name: str = "parallel") -> Module:
+    """Branches on one input, combined: ``"concat"`` along ``axis`` (Inception),
+    ``"sum"``, or a function of the list of branch outputs. Params keyed ``"0"``, ..."""
+    _check_modules("parallel", modules)
+    if combine == "concat":
+        def combine_fn(ys):
+            _check_same_shape(name, ys, skip_axis=axis)
+            return jnp.concatenate(ys, axis=axis)
+    elif combine == "sum":
+        def combine_fn(ys):
+            _check_same_shape(name, ys)
+            return sum(ys[1:], ys[0])
+    elif callable(combine):
+        combine_fn = combine
+    else:
+        raise ValueError(f"{name}: expected combine='concat', 'sum' or a function, got {combine!r}")
+
+    def init(key, x):
+        spec = spec_of(x)
+        params, state = {}, {}
+        for i, m in enumerate(modules):
+            params[str(i)], state[str(i)] = m.init(jax.random.fold_in(key, i), spec)
+        return params, state
+
+    def apply(params, state, x, *, key=None, train=False):
+        ys, new_state = [], {}
+        for i, m in enumerate(modules):
+            k = str(i)
+            y, new_state[k] = call(m, k, params[k], state[k], x, key=child_key(key, i), train=train)
+            ys.append(y)
+        return combine_fn(ys), new_state
+
+    return Module(init, apply, name)
+
+
+def residual(block: Module, shortcut: Module | None = None, name: str = "residual") -> Module:
+    """``y = block(x) + shortcut(x)`` (He et al., 2016); identity shortcut by default.
+
+    Params are ``{"block": ..., "shortcut": ...}`` (no ``"shortcut"`` entry for the
+    identity). The two outputs must have the same shape: use a projection shortcut
+    (e.g. a strided 1x1 conv) where the block changes the shape.
+    """
+    _check_modules("residual", (block,) if shortcut is None else (block, shortcut))
+    branches = {"block": block} if shortcut is None else {"block": block, "shortcut": shortcut}
+
+    def init(key, x):
+        spec = spec_of(x)
+        params, state = {}, {}
+        for i, (k, m) in enumerate(branches.items()):
+            params[k], state[k] = m.init(jax.random.fold_in(key, i), spec)
+        out = {k: _infer(m, params[k], state[k], spec) for k, m in branches.items()}
+        _check_same_shape(name, [out["block"], out.get("shortcut", spec)],
+                          hint="; pass a projection shortcut")
+        return params, state
+
+    def apply(params, state, x, *, key=None, train=False):
+        new_state, outs = {}, {}
+        for i, (k, m) in enumerate(branches.items()):
+            outs[k], new_state[k] = call(m, k, params[k], state[k], x, key=child_key(key, i), train=train)
+        other = outs.get("shortcut", x)
+        _check_same_shape(name, [outs["block"], other], hint="; pass a projection shortcut")
+        return outs["block"] + other, new_state
+
+    return Module(init, apply, name)
+
+
+def _check_modules(name: str, modules: Sequence) -> None:
+    if not modules:
+        raise ValueError(f"{name}: expected at least one Module, got none")
+    for i, m in enumerate(modules):
+        if not isinstance(m, Module):
+            hint = " (a layer constructor that was not called?)" if callable(m) else ""
+            raise TypeError(f"{name}: argument {i} is {type(m).__name__}, expected a Module{hint}")
+
+
+def _check_same_shape(name: str, ys, skip_axis: int | None = None, hint: str = "") -> None:
+    shapes = [tuple(y.shape) for y in ys]
+
+    def strip(s):
+        if skip_axis is None:
+            return s
+        a = skip_axis % len(s)
+        return s[:a] + s[a + 1:]
+
+    if len({len(s) for s in shapes}) > 1 or len({strip(s) for s in shapes}) > 1:
+        what = "all axes" if skip_axis is None else f"all axes but {skip_axis}"
+        raise ValueError(f"{name}: branch outputs must agree on {what}, got shapes {shapes}{hint}")
+
+
+# ---------------------------------------------------------------------------
+# Inspection
+
+def count_params(params) -> int:
+    """Total number of scalars in a params pytree."""
+    return sum(math.prod(jnp.shape(a)) for a in jax.tree.leaves(params))
+
+
+def summary(model: Module, x, *, print_fn: Callable[[str], None] | None = print) -> list[dict]:
+    """One row per layer: name, output shape, parameter count (like Keras' summary).
+
+    Runs ``init`` and ``apply`` under ``jax.eval_shape`` only, so it costs no compute.
+    Rows are the leaves of the Module tree in call order; each row's ``path`` is the
+    key path into ``params``. Returns the rows and prints them unless ``print_fn`` is
+    None.
+    """
+    spec = spec_of(x)
+    params, state = jax.eval_shape(lambda k: model.init(k, spec), jax.random.key(0))
+    with _recording() as records:
+        out = jax.eval_shape(lambda p, s, v: call(model, "", p, s, v)[0], params, state, spec)
+    is_parent = {path[:i] for path, *_ in records for i in range(1, len(path))}
+    rows = [
+        {"path": "/".join(p for p in path if p) or model.name, "layer": lname,
+         "output_shape": shape, "params": n}
+        for path, lname, shape, n in records if path not in is_parent
+    ]
+    total = count_params(params)
+    if print_fn is not None:
+        width = max([len(f"{r['path']} ({r['layer']})") for r in rows] + [len("Layer")])
+        lines = [f"{'Layer':<{width}}  {'Output shape':<22}  {'Params':>12}", "-" * (width + 38)]
+        for r in rows:
+            lines.append(f"{r['path'] + ' (' + r['layer'] + ')':<{width}}  "
+                         f"{str(r['output_shape']):<22}  {r['params']:>12,}")
+        lines += ["-" * (width + 38),
+                  f"Total params: {total:,}    input {tuple(spec.shape)} -> output "
+                  f"{jax.tree.map(lambda a: tuple(a.shape), out)}"]
+        print_fn("\n".join(lines))
+    return rows
