@@ -1,0 +1,7 @@
+"""Training: compiled train/eval steps, the fit loop, early stopping, checkpoints.
+
+Imports: everything above it in the package (not fnnet.models).
+"""
+from fnnet.train.checkpoint import *  # noqa: F401,F403
+from fnnet.train.loop import *  # noqa: F401,F403
+from fnnet.train.step import *  # noqa: F401,F403
