@@ -1,0 +1,6 @@
+"""Text tools: vocabularies, text loaders, sampling with temperature, bits per character.
+
+Imports: fnnet.functional, fnnet.nn (and jax, numpy).
+"""
+from fnnet.text.vocab import *  # noqa: F401,F403
+from fnnet.text.sampling import *  # noqa: F401,F403
