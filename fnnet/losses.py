@@ -1,0 +1,363 @@
+"""Loss functions and weight penalties, as pure functions of arrays.
+
+Every loss returns the mean over the batch (over every axis but the class axis for
+the classification losses, over every element for the elementwise ones) as a scalar,
+so ``loss_fn(outputs, y)`` plugs straight into ``fnnet.train``. Inputs must have
+exactly the shapes each loss names: nothing broadcasts (``mse`` of ``(N, 1)`` against
+``(N,)`` raises instead of silently becoming ``(N, N)``), and mismatches raise a
+``ValueError`` naming the loss and both shapes. Integer labels outside
+``[0, num_classes)`` raise a ``ValueError`` when the labels are concrete (eager
+calls, or closed over by ``jax.grad``); under ``jit`` they cannot be checked and the
+classification losses return NaN for them instead of a wrong number.
+
+The logit-based losses are written so that logits of +-1e4 give finite values and
+finite gradients in float32.
+
+Imports: jax, numpy.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels", "nll_loss", "mse", "mae", "huber", "hinge",
+    "multiclass_hinge", "l1_penalty", "l2_penalty", "default_penalty_mask",
+]
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_floating(name: str, what: str, x) -> None:
+    if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+        raise TypeError(f"{name}: expected {what} of a floating dtype, got {jnp.result_type(x)}")
+
+
+def _check_same_shape(name: str, a_what: str, a, b_what: str, b) -> None:
+    if jnp.shape(a) != jnp.shape(b):
+        raise ValueError(f"{name}: {a_what} and {b_what} must have the same shape (nothing is "
+                         f"broadcast), got {a_what} {jnp.shape(a)} and {b_what} {jnp.shape(b)}")
+
+
+def _check_integer_labels(name: str, scores_what: str, scores, labels) -> None:
+    """Labels (...,) integer, scores (..., K); range-checked when concrete."""
+    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+        raise TypeError(f"{name}: expected integer class labels, got dtype "
+                        f"{jnp.result_type(labels)} (use the one-hot variant for soft labels)")
+    if jnp.ndim(scores) < 1 or jnp.shape(labels) != jnp.shape(scores)[:-1]:
+        raise ValueError(f"{name}: expected labels of shape {scores_what}.shape[:-1] = "
+                         f"{jnp.shape(scores)[:-1]}, got {scores_what} {jnp.shape(scores)} and "
+                         f"labels {jnp.shape(labels)}")
+    check_label_range(name, labels, jnp.shape(scores)[-1])
+
+
+def check_label_range(name: str, labels, num_classes: int) -> None:
+    """Raise ``ValueError`` if concrete integer ``labels`` fall outside ``[0, num_classes)``.
+
+    Does nothing for traced labels (inside ``jit``/``vmap``), whose values are unknown.
+    """
+    if not _is_concrete(labels) or np.size(labels) == 0:
+        return
+    lab = np.asarray(labels)
+    lo, hi = int(lab.min()), int(lab.max())
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"{name}: labels must lie in [0, {num_classes}), got values from "
+                         f"{lo} to {hi}")
+
+
+def _pick(values: jax.Array, labels: jax.Array) -> jax.Array:
+    """``values[..., labels]``; NaN for out-of-range labels (only reachable under jit)."""
+    picked = jnp.take_along_axis(values, labels[..., None].astype(jnp.int32), axis=-1,
+                                 mode="fill", fill_value=jnp.nan)
+    return picked[..., 0]
+
+
+# ----------------------------------------------------------------- classification losses
+
+def _safe_log(p: jax.Array) -> jax.Array:
+    """``max(log p, -100)`` with zero (not NaN) gradient where ``p == 0`` (as PyTorch's BCELoss)."""
+    positive = p > 0
+    return jnp.where(positive, jnp.maximum(jnp.log(jnp.where(positive, p, 1.0)), -100.0), -100.0)
+
+
+def binary_cross_entropy(probs: jax.Array, labels: jax.Array) -> jax.Array:
+    """Binary cross-entropy of probabilities, averaged over all elements.
+
+    ``L = mean(-[y log p + (1 - y) log(1 - p)])`` with each log clamped at -100 as in
+    PyTorch's ``BCELoss``, so ``p`` of exactly 0 or 1 gives a finite loss. Prefer
+    :func:`binary_cross_entropy_with_logits` when the model's last step is a sigmoid.
+
+    Args:
+      probs: predicted probabilities in [0, 1], any shape.
+      labels: targets in [0, 1] (hard or soft), the same shape as ``probs``.
+
+    Returns:
+      The mean loss, a scalar.
+    """
+    name = "binary_cross_entropy"
+    _check_floating(name, "probs", probs)
+    _check_same_shape(name, "probs", probs, "labels", labels)
+    labels = jnp.asarray(labels, jnp.result_type(probs))
+    return jnp.mean(-(labels * _safe_log(probs) + (1 - labels) * _safe_log(1 - probs)))
+
+
+def binary_cross_entropy_with_logits(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Binary cross-entropy of logits ``z`` (sigmoid fused in), averaged over all elements.
+
+    ``L = mean(y softplus(-z) + (1 - y) softplus(z))``, which equals
+    ``-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))]`` without cancellation: each term
+    is a stable softplus, finite for ``|z| = 1e4``, with gradient ``sigmoid(z) - y``.
+
+    Args:
+      logits: real scores, any shape.
+      labels: targets in [0, 1] (hard or soft), the same shape as ``logits``.
+
+    Returns:
+      The mean loss, a scalar.
+    """
+    name = "binary_cross_entropy_with_logits"
+    _check_floating(name, "logits", logits)
+    _check_same_shape(name, "logits", logits, "labels", labels)
+    labels = jnp.asarray(labels, jnp.result_type(logits))
+    return jnp.mean(labels * jax.nn.softplus(-logits) + (1 - labels) * jax.nn.softplus(logits))
+
+
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Softmax cross-entropy with one-hot or soft labels over the last axis.
+
+    ``L = mean_n(-sum_k y_nk log_softmax(z_n)_k)`` with
+    ``log_softmax(z)_k = z_k - max(z) - log sum_j exp(z_j - max(z))``; terms with
+    ``y_nk = 0`` contribute 0 even where a logit is ``-inf`` (masking).
+
+    Args:
+      logits: ``(..., K)`` real scores.
+      labels: ``(..., K)`` class probabilities (rows summing to 1), the same shape.
+
+    Returns:
+      The loss averaged over all axes but the last, a scalar.
+    """
+    name = "softmax_cross_entropy"
+    _check_floating(name, "logits", logits)
+    if jnp.ndim(logits) < 1:
+        raise ValueError(f"{name}: expected logits of shape (..., num_classes), got a scalar")
+    _check_same_shape(name, "logits", logits, "labels", labels)
+    labels = jnp.asarray(labels, jnp.result_type(logits))
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    terms = jnp.where(labels != 0, labels * log_p, 0.0)
+    return jnp.mean(-jnp.sum(terms, axis=-1))
+
+
+def softmax_cross_entropy_with_integer_labels(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Softmax cross-entropy with integer class labels.
+
+    ``L = mean_n(logsumexp(z_n) - z_{n, y_n})``, computed as ``-log_softmax(z_n)[y_n]``.
+
+    Args:
+      logits: ``(..., K)`` real scores.
+      labels: ``(...)`` integers in ``[0, K)``.
+
+    Returns:
+      The loss averaged over all axes but the last, a scalar.
+    """
+    name = "softmax_cross_entropy_with_integer_labels"
+    _check_floating(name, "logits", logits)
+    _check_integer_labels(name, "logits", logits, labels)
+    return jnp.mean(-_pick(jax.nn.log_softmax(logits, axis=-1), jnp.asarray(labels)))
+
+
+def nll_loss(log_probs: jax.Array, labels: jax.Array) -> jax.Array:
+    """Negative log-likelihood of integer labels under given log-probabilities.
+
+    ``L = mean_n(-log_probs[n, y_n])``, PyTorch's ``NLLLoss``: feed it
+    ``log_softmax`` outputs (then it equals softmax cross-entropy).
+
+    Args:
+      log_probs: ``(..., K)`` log-probabilities.
+      labels: ``(...)`` integers in ``[0, K)``.
+
+    Returns:
+      The mean loss, a scalar.
+    """
+    name = "nll_loss"
+    _check_floating(name, "log_probs", log_probs)
+    _check_integer_labels(name, "log_probs", log_probs, labels)
+    return jnp.mean(-_pick(log_probs, jnp.asarray(labels)))
+
+
+def hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
+    """Binary hinge loss with labels in {-1, +1}: ``L = mean(max(0, 1 - y s))``.
+
+    Args:
+      scores: real scores, any shape.
+      labels: -1 or +1, the same shape (checked when concrete).
+
+    Returns:
+      The mean loss, a scalar.
+    """
+    name = "hinge"
+    _check_floating(name, "scores", scores)
+    _check_same_shape(name, "scores", scores, "labels", labels)
+    if _is_concrete(labels) and np.size(labels):
+        bad = ~np.isin(np.asarray(labels), (-1, 1))
+        if bad.any():
+            raise ValueError(f"{name}: labels must be -1 or +1, got "
+                             f"{np.unique(np.asarray(labels)[bad])[:5].tolist()}")
+    labels = jnp.asarray(labels, jnp.result_type(scores))
+    return jnp.mean(jax.nn.relu(1 - labels * scores))
+
+
+def multiclass_hinge(scores: jax.Array, labels: jax.Array, *, margin: float = 1.0,
+                     aggregate: str = "sum") -> jax.Array:
+    """Multiclass hinge (SVM) loss with integer labels.
+
+    ``aggregate="sum"`` (Weston & Watkins 1999; the CS231n SVM loss; PyTorch's
+    ``MultiMarginLoss`` times K): ``L_n = sum_{j != y} max(0, s_j - s_y + margin)``.
+    ``aggregate="max"`` (Crammer & Singer 2001; optax's ``multiclass_hinge_loss``):
+    ``L_n = max_j(s_j + margin [j != y]) - s_y``.
+
+    Args:
+      scores: ``(..., K)`` real scores.
+      labels: ``(...)`` integers in ``[0, K)``.
+      margin: the margin Delta.
+      aggregate: ``"sum"`` or ``"max"`` over the wrong classes.
+
+    Returns:
+      The mean over the batch, a scalar.
+    """
+    name = "multiclass_hinge"
+    _check_floating(name, "scores", scores)
+    _check_integer_labels(name, "scores", scores, labels)
+    labels = jnp.asarray(labels)
+    wrong = 1.0 - jax.nn.one_hot(labels, scores.shape[-1], dtype=scores.dtype)
+    correct = _pick(scores, labels)[..., None]
+    if aggregate == "sum":
+        per = jnp.sum(wrong * jax.nn.relu(scores - correct + margin), axis=-1)
+    elif aggregate == "max":
+        per = jnp.max(scores + margin * wrong, axis=-1) - correct[..., 0]
+    else:
+        raise ValueError(f"{name}: aggregate must be 'sum' or 'max', got {aggregate!r}")
+    return jnp.mean(per)
+
+
+# -------------------------------------------------------------------- regression losses
+
+def _elementwise(name: str, pred, target):
+    _check_floating(name, "pred", pred)
+    _check_same_shape(name, "pred", pred, "target", target)
+    return pred - jnp.asarray(target, jnp.result_type(pred))
+
+
+def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean squared error ``mean((pred - target)^2)`` over all elements (same shapes)."""
+    r = _elementwise("mse", pred, target)
+    return jnp.mean(r * r)
+
+
+def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean absolute error ``mean(|pred - target|)`` over all elements (same shapes)."""
+    return jnp.mean(jnp.abs(_elementwise("mae", pred, target)))
+
+
+def huber(pred: jax.Array, target: jax.Array, delta: float = 1.0) -> jax.Array:
+    """Huber loss (Huber 1964) averaged over all elements, ``r = pred - target``.
+
+    ``l(r) = r^2 / 2`` for ``|r| <= delta`` and ``delta (|r| - delta / 2)`` beyond:
+    quadratic near zero, linear (gradient ``delta sign(r)``) in the tails. Equals
+    optax's ``huber_loss`` and PyTorch's ``HuberLoss(delta=delta)``.
+    """
+    if not delta > 0:
+        raise ValueError(f"huber: delta must be positive, got {delta}")
+    r = _elementwise("huber", pred, target)
+    a = jnp.abs(r)
+    quad = jnp.minimum(a, delta)
+    return jnp.mean(0.5 * quad * quad + delta * (a - quad))
+
+
+# ------------------------------------------------------------------------- penalties
+
+_NOT_PENALISED = frozenset({"bias", "scale", "b_ih", "b_hh"})
+
+
+def _leaf_name(path) -> str | None:
+    if not path:
+        return None
+    k = path[-1]
+    for attr in ("key", "name", "idx"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def default_penalty_mask(params: Any) -> Any:
+    """A tree of bools like ``params``: False for leaves named ``bias``, ``scale``,
+    ``b_ih`` or ``b_hh`` (biases and normalisation scales), True for the rest."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: _leaf_name(path) not in _NOT_PENALISED, params)
+
+
+def _masked_leaves(name: str, params, mask):
+    if mask is None:
+        mask = default_penalty_mask(params)
+    elif callable(mask):
+        mask = mask(params)
+    p_leaves, p_def = jax.tree.flatten(params)
+    m_leaves, m_def = jax.tree.flatten(mask)
+    if p_def != m_def:
+        raise ValueError(f"{name}: mask must have the structure of params, got {m_def} "
+                         f"for params {p_def}")
+    return [p for p, m in zip(p_leaves, m_leaves) if m]
+
+
+def l1_penalty(params: Any, mask: Any = None, *, coefficient: float = 1.0) -> jax.Array:
+    """L1 penalty ``coefficient * sum_i |w_i|`` over the masked leaves of ``params``.
+
+    Args:
+      params: a pytree of arrays.
+      mask: ``None`` (default: :func:`default_penalty_mask`, which leaves out biases
+        and normalisation scales), a tree of bools like ``params``, or a function
+        ``params -> tree of bools``.
+      coefficient: the multiplier lambda.
+
+    Returns:
+      A scalar (0.0 when no leaf is selected).
+    """
+    leaves = _masked_leaves("l1_penalty", params, mask)
+    return coefficient * sum((jnp.sum(jnp.abs(w)) for w in leaves), jnp.asarray(0.0))
+
+
+def l2_penalty(params: Any, mask: Any = None, *, coefficient: float = 1.0) -> jax.Array:
+    """L2 penalty ``(coefficient / 2) * sum_i w_i^2`` over the masked leaves of ``params``.
+
+    Its gradient is ``coefficient * w``. For plain SGD with learning rate ``lr``,
+    adding it to the loss is exactly weight decay:
+    ``w <- w - lr (g + lambda w) = (1 - lr lambda) w - lr g``, i.e. the weights shrink by
+    the factor ``lr * lambda`` each step. For adaptive methods (Adam, RMSprop) it is
+    not: the penalty's gradient ``lambda w`` is divided by the running RMS of the
+    gradient like everything else, so weights with large gradients are barely
+    regularised. Decoupled weight decay (AdamW, Loshchilov & Hutter 2019) applies
+    ``lr * lambda * w`` outside the adaptive scaling; use the optimizer's
+    ``weight_decay`` for that, not this penalty.
+
+    Args:
+      params: a pytree of arrays.
+      mask: ``None`` (default: :func:`default_penalty_mask`, which leaves out biases
+        and normalisation scales), a tree of bools like ``params``, or a function
+        ``params -> tree of bools``.
+      coefficient: lambda.
+
+    Returns:
+      A scalar (0.0 when no leaf is selected).
+    """
+    leaves = _masked_leaves("l2_penalty", params, mask)
+    return 0.5 * coefficient * sum((jnp.sum(w * w) for w in leaves), jnp.asarray(0.0))
+
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
