@@ -8,3 +8,6 @@ Imports: jax only.
 """
 from fnnet.functional.activations import *  # noqa: F401,F403
 from fnnet.functional.dense import *  # noqa: F401,F403
+from fnnet.functional.conv import *  # noqa: F401,F403
+from fnnet.functional.pooling import *  # noqa: F401,F403
+from fnnet.functional._lowering import conv_lowering  # noqa: F401

@@ -1,0 +1,387 @@
+"""Convolution kernels for 1-, 2- and 3-D inputs, channels last.
+
+Inputs are ``(N, *spatial, C)`` (NWC, NHWC, NDHWC); kernels are ``(*window, in, out)``
+(WIO, HWIO, DHWIO). The spatial rank comes from the input. Along each spatial axis
+the output size is
+
+    n_out = floor((n + p_lo + p_hi - d (f - 1) - 1) / s) + 1
+
+for input size ``n``, padding ``(p_lo, p_hi)``, dilation ``d``, window ``f`` and
+stride ``s`` (the textbook ``floor((n + 2p - f) / s) + 1`` when ``d = 1``).
+
+Each kernel has two lowerings (see :mod:`fnnet.functional._lowering`): XLA's native
+convolution (GPU/TPU) and im2col + matmul (CPU). Both compute the same function.
+
+Imports: jax only.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from fnnet.functional._checks import bias_add, check_floating
+from fnnet.functional._lowering import resolve
+
+__all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "depthwise_conv",
+           "separable_conv", "spatially_separable_conv", "conv_output_shape"]
+
+_LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
+
+
+# ---------------------------------------------------------------------------
+# Argument normalisation (static, trace time)
+
+def _tuple(name: str, what: str, value, nd: int) -> tuple[int, ...]:
+    """An int or a length-``nd`` sequence of positive ints -> tuple of ``nd`` ints."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,) * nd
+    value = tuple(value)
+    if len(value) != nd or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                   for v in value):
+        raise ValueError(f"{name}: expected {what} as a positive int or {nd} positive ints "
+                         f"(one per spatial axis), got {value!r}")
+    return value
+
+
+def _pads(name: str, padding, spatial: Sequence[int], window: Sequence[int],
+          stride: Sequence[int], dilation: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """Padding spec -> one ``(low, high)`` pair per spatial axis.
+
+    ``"VALID"``: none. ``"SAME"``: output size ``ceil(n / s)``, the extra pixel on the
+    high side (as in TensorFlow and ``lax``). ``"FULL"``: ``d (f - 1)`` on both sides,
+    so every partial overlap is computed. An int: the same on both sides of every
+    axis. A sequence: one int or one ``(low, high)`` pair per spatial axis.
+    """
+    nd = len(spatial)
+    eff = [d * (f - 1) + 1 for f, d in zip(window, dilation)]
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode == "VALID":
+            return ((0, 0),) * nd
+        if mode == "SAME":
+            return tuple(tuple(p) for p in lax.padtype_to_pads(spatial, eff, stride, "SAME"))
+        if mode == "FULL":
+            return tuple((e - 1, e - 1) for e in eff)
+        raise ValueError(f"{name}: expected padding 'VALID', 'SAME', 'FULL', an int or "
+                         f"(low, high) pairs, got {padding!r}")
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        pads = ((padding, padding),) * nd
+    else:
+        try:
+            pads = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+        except TypeError:
+            pads = None
+        if pads is None or len(pads) != nd or not all(len(p) == 2 for p in pads):
+            raise ValueError(f"{name}: expected padding as 'VALID', 'SAME', 'FULL', an int or "
+                             f"{nd} (low, high) pairs, got {padding!r}")
+    if not all(isinstance(v, int) and v >= 0 for p in pads for v in p):
+        raise ValueError(f"{name}: expected non-negative integer padding, got {padding!r}")
+    return tuple((int(lo), int(hi)) for lo, hi in pads)
+
+
+def conv_output_shape(spatial: Sequence[int], window: Sequence[int], stride: Sequence[int],
+                      pads: Sequence[tuple[int, int]], dilation: Sequence[int]) -> tuple[int, ...]:
+    """``floor((n + p_lo + p_hi - d (f - 1) - 1) / s) + 1`` per spatial axis."""
+    return tuple((n + lo + hi - d * (f - 1) - 1) // s + 1
+                 for n, f, s, (lo, hi), d in zip(spatial, window, stride, pads, dilation))
+
+
+def _check_fits(name: str, spatial, window, pads, dilation) -> None:
+    for axis, (n, f, (lo, hi), d) in enumerate(zip(spatial, window, pads, dilation)):
+        eff = d * (f - 1) + 1
+        if eff > n + lo + hi:
+            raise ValueError(
+                f"{name}: window {f} (dilation {d}, effective size {eff}) is larger than the "
+                f"padded input along spatial axis {axis}: {n} + {lo} + {hi} = {n + lo + hi}")
+
+
+def _check_input(name: str, x, kernel) -> int:
+    check_floating(name, "input x", x)
+    check_floating(name, "kernel", kernel)
+    if x.ndim not in (3, 4, 5):
+        raise ValueError(f"{name}: expected input (N, *spatial, C) with 1, 2 or 3 spatial axes "
+                         f"(rank 3, 4 or 5), got shape {x.shape}")
+    nd = x.ndim - 2
+    if kernel.ndim != x.ndim:
+        raise ValueError(f"{name}: kernel of shape {kernel.shape} (rank {kernel.ndim}) does not fit "
+                         f"an input of rank {x.ndim} {x.shape}: expected a kernel (*window, in, out) "
+                         f"with {nd} window axes, rank {x.ndim}")
+    return nd
+
+
+# ---------------------------------------------------------------------------
+# The matmul (im2col) lowering
+
+def _shifted_views(xp, window, stride, dilation, out):
+    """For every window offset (row-major), the strided view of the padded input
+    ``xp`` that the offset touches: a list of ``prod(window)`` arrays ``(N, *out, C)``."""
+    views = []
+    for offs in itertools.product(*(range(f) for f in window)):
+        start = (0,) + tuple(o * d for o, d in zip(offs, dilation)) + (0,)
+        limit = ((xp.shape[0],) + tuple(o * d + (m - 1) * s + 1
+                                         for o, d, m, s in zip(offs, dilation, out, stride))
+                 + (xp.shape[-1],))
+        views.append(lax.slice(xp, start, limit, (1,) + tuple(stride) + (1,)))
+    return views
+
+
+def _conv_matmul(x, kernel, stride, pads, dilation, groups):
+    """``conv`` as shifted views + ``dot_general``; the same function as ``_conv_xla``."""
+    nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    cin, cout = x.shape[-1], kernel.shape[-1]
+    out = conv_output_shape(x.shape[1:-1], window, stride, pads, dilation)
+    if all(f == 1 for f in window) and all(s == 1 for s in stride) and not any(map(any, pads)) \
+            and groups == 1:
+        return lax.dot_general(x, kernel.reshape(cin, cout), (((x.ndim - 1,), (0,)), ((), ())))
+    xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),)) if any(map(any, pads)) else x
+    views = _shifted_views(xp, window, stride, dilation, out)
+    p = len(views)
+    if groups == 1:
+        patches = views[0] if p == 1 else jnp.concatenate(views, axis=-1)
+        return lax.dot_general(patches, kernel.reshape(p * cin, cout),
+                               (((patches.ndim - 1,), (0,)), ((), ())))
+    cg, fg = cin // groups, cout // groups
+    k = kernel.reshape(p, cg, groups, fg)
+    if cg == 1:  # depthwise: a weighted sum of the views, no matmul
+        y = None
+        for i, v in enumerate(views):
+            term = v.reshape(v.shape + (1,)) * k[i, 0].reshape((1,) * (nd + 1) + (groups, fg))
+            y = term if y is None else y + term
+        return y.reshape(y.shape[:-2] + (cout,))
+    patches = jnp.stack(views, axis=-2)  # (N, *out, P, C)
+    patches = patches.reshape(patches.shape[:-1] + (groups, cg))  # (N, *out, P, G, Cg)
+    y = jnp.einsum("...pgc,pcgf->...gf", patches, k)
+    return y.reshape(y.shape[:-2] + (cout,))
+
+
+def _conv_xla(x, kernel, stride, pads, dilation, groups):
+    nd = x.ndim - 2
+    return lax.conv_general_dilated(x, kernel, window_strides=stride, padding=pads,
+                                    rhs_dilation=dilation, dimension_numbers=_LAYOUTS[nd],
+                                    feature_group_count=groups)
+
+
+# ---------------------------------------------------------------------------
+# Public kernels
+
+def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, stride=1,
+         padding="VALID", dilation=1, groups: int = 1, impl: str | None = None) -> jax.Array:
+    """N-D convolution (cross-correlation, as in every DL library), channels last.
+
+    ``y[n, o, f] = b[f] + sum_{k, c} x_pad[n, s o + d k, g(f) Cg + c] w[k, c, f]``
+
+    over window offsets ``k`` and the ``Cg = C / groups`` input channels of the group
+    ``g(f)`` of output channel ``f``.
+
+    Args:
+      x: ``(N, *spatial, C)`` with 1, 2 or 3 spatial axes.
+      kernel: ``(*window, C / groups, F)``.
+      bias: ``(F,)`` or None.
+      stride: int or one per spatial axis.
+      padding: ``"VALID"``, ``"SAME"``, ``"FULL"``, an int, or per-axis ints or
+        ``(low, high)`` pairs.
+      dilation: int or one per spatial axis (spacing of the kernel taps).
+      groups: split channels into ``groups`` independent convolutions; both ``C`` and
+        ``F`` must be divisible by it (``groups = C`` is a depthwise convolution).
+      impl: force a lowering, ``"xla"`` or ``"matmul"``; None follows
+        :func:`fnnet.functional.conv_lowering` (default: matmul on CPU).
+
+    Returns:
+      ``(N, *out, F)`` with ``out = floor((n + p_lo + p_hi - d (f - 1) - 1) / s) + 1``.
+    """
+    name = "conv"
+    nd = _check_input(name, x, kernel)
+    window = tuple(kernel.shape[:nd])
+    stride = _tuple(name, "stride", stride, nd)
+    dilation = _tuple(name, "dilation", dilation, nd)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{name}: expected groups as a positive int, got {groups!r}")
+    cin, cout = x.shape[-1], kernel.shape[-1]
+    if cin % groups:
+        raise ValueError(f"{name}: input channels {cin} are not divisible by groups={groups}")
+    if cout % groups:
+        raise ValueError(f"{name}: output channels {cout} (kernel {kernel.shape}) are not "
+                         f"divisible by groups={groups}")
+    if kernel.shape[-2] != cin // groups:
+        raise ValueError(f"{name}: kernel {kernel.shape} expects {kernel.shape[-2]} input channels "
+                         f"per group, but the input {x.shape} has {cin} channels in {groups} "
+                         f"group(s), i.e. {cin // groups} per group")
+    pads = _pads(name, padding, x.shape[1:-1], window, stride, dilation)
+    _check_fits(name, x.shape[1:-1], window, pads, dilation)
+    kernel = kernel.astype(jnp.result_type(x, kernel))
+    x = x.astype(kernel.dtype)
+    if resolve(impl) == "matmul":
+        y = _conv_matmul(x, kernel, stride, pads, dilation, groups)
+    else:
+        y = _conv_xla(x, kernel, stride, pads, dilation, groups)
+    return bias_add(name, y, bias)
+
+
+def _fixed_rank(nd: int):
+    def fn(x, kernel, bias=None, *, stride=1, padding="VALID", dilation=1, groups=1, impl=None):
+        if x.ndim != nd + 2:
+            raise ValueError(f"conv{nd}d: expected input of rank {nd + 2} "
+                             f"({_LAYOUTS[nd][0]}), got shape {x.shape}")
+        return conv(x, kernel, bias, stride=stride, padding=padding, dilation=dilation,
+                    groups=groups, impl=impl)
+    fn.__name__ = f"conv{nd}d"
+    fn.__doc__ = f"{nd}-D :func:`conv`: input ``{_LAYOUTS[nd][0]}``, kernel ``{_LAYOUTS[nd][1]}``."
+    return fn
+
+
+conv1d, conv2d, conv3d = _fixed_rank(1), _fixed_rank(2), _fixed_rank(3)
+
+
+def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *,
+                   stride=1, padding="VALID", dilation=1, impl: str | None = None) -> jax.Array:
+    """Transposed convolution: the gradient of :func:`conv` with respect to its input.
+
+    With the same ``stride``, ``padding`` and ``dilation`` as the forward ``conv`` it
+    transposes (PyTorch's ``ConvTranspose`` semantics), the output size is
+
+        n_out = (n - 1) s - p_lo - p_hi + d (f - 1) + 1
+
+    ``conv_transpose(y, w)`` equals ``vjp(lambda x: conv(x, w'), x)(y)`` where ``w'`` is
+    ``w`` with its last two axes swapped. ``padding="SAME"`` gives ``n_out = n s``.
+
+    Args:
+      x: ``(N, *spatial, C)``.
+      kernel: ``(*window, C, F)`` (in, out), i.e. PyTorch's ``(C, F, *window)`` moved.
+      bias: ``(F,)`` or None.
+      stride, dilation: int or one per spatial axis.
+      padding: the forward conv's padding: ``"VALID"``, ``"SAME"``, ``"FULL"``, an int,
+        or per-axis ints or ``(low, high)`` pairs.
+      impl: force a lowering, see :func:`conv`.
+
+    Returns:
+      ``(N, *out, F)``.
+    """
+    name = "conv_transpose"
+    nd = _check_input(name, x, kernel)
+    window = tuple(kernel.shape[:nd])
+    stride = _tuple(name, "stride", stride, nd)
+    dilation = _tuple(name, "dilation", dilation, nd)
+    if kernel.shape[-2] != x.shape[-1]:
+        raise ValueError(f"{name}: kernel {kernel.shape} expects {kernel.shape[-2]} input channels, "
+                         f"got input {x.shape} with {x.shape[-1]}")
+    eff = [d * (f - 1) + 1 for f, d in zip(window, dilation)]
+    if isinstance(padding, str) and padding.upper() == "SAME":
+        # Forward pads whose transpose has output n * s (the high side takes the extra one).
+        totals = [e - s for e, s in zip(eff, stride)]
+        pads = tuple((t // 2, t - t // 2) if t >= 0 else (0, t) for t in totals)
+    elif isinstance(padding, str) and padding.upper() == "FULL":
+        pads = tuple((e - 1, e - 1) for e in eff)
+    else:
+        pads = _pads(name, padding, x.shape[1:-1], window, stride, dilation)
+    out = [(n - 1) * s - lo - hi + e for n, s, (lo, hi), e in zip(x.shape[1:-1], stride, pads, eff)]
+    if any(o < 1 for o in out):
+        raise ValueError(f"{name}: padding {pads} removes the whole output: input {x.shape[1:-1]}, "
+                         f"window {window}, stride {stride}, dilation {dilation} give size {out}")
+    kernel = kernel.astype(jnp.result_type(x, kernel))
+    x = x.astype(kernel.dtype)
+    # Dilate the input by the stride, pad by d (f - 1) - p (negative trims), then a
+    # stride-1 conv with the spatially flipped kernel.
+    tpads = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(eff, pads)]
+    flipped = lax.rev(kernel, tuple(range(nd)))
+    if resolve(impl) == "xla":
+        y = lax.conv_general_dilated(x, flipped, window_strides=(1,) * nd, padding=tpads,
+                                     lhs_dilation=stride, rhs_dilation=dilation,
+                                     dimension_numbers=_LAYOUTS[nd])
+    else:
+        xd = lax.pad(x, jnp.zeros((), x.dtype),
+                     [(0, 0, 0)] + [(lo, hi, s - 1) for (lo, hi), s in zip(tpads, stride)]
+                     + [(0, 0, 0)])
+        y = _conv_matmul(xd, flipped, (1,) * nd, ((0, 0),) * nd, dilation, 1)
+    return bias_add(name, y, bias)
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *,
+                   stride=1, padding="VALID", dilation=1, impl: str | None = None) -> jax.Array:
+    """Depthwise convolution: each input channel convolved with its own filters.
+
+    ``conv`` with ``groups = C``. With a depth multiplier ``M`` the kernel is
+    ``(*window, 1, C M)`` and output channel ``c M + m`` comes from input channel ``c``.
+
+    Args:
+      x: ``(N, *spatial, C)``.
+      kernel: ``(*window, 1, C * M)``.
+      bias: ``(C * M,)`` or None.
+      stride, padding, dilation, impl: as in :func:`conv`.
+    """
+    name = "depthwise_conv"
+    _check_input(name, x, kernel)
+    c = x.shape[-1]
+    if kernel.shape[-2] != 1 or kernel.shape[-1] % c:
+        raise ValueError(f"{name}: expected kernel (*window, 1, {c} * depth_multiplier) for an input "
+                         f"with {c} channels, got kernel {kernel.shape}")
+    return conv(x, kernel, bias, stride=stride, padding=padding, dilation=dilation, groups=c,
+                impl=impl)
+
+
+def separable_conv(x: jax.Array, depthwise_kernel: jax.Array, pointwise_kernel: jax.Array,
+                   bias: jax.Array | None = None, *, stride=1, padding="VALID", dilation=1,
+                   impl: str | None = None) -> jax.Array:
+    """Depthwise separable convolution (Chollet, 2017; MobileNet): a depthwise conv
+    followed by a 1x1 conv.
+
+    ``y = conv(depthwise_conv(x, w_d), w_p) + b``
+
+    Args:
+      x: ``(N, *spatial, C)``.
+      depthwise_kernel: ``(*window, 1, C M)``.
+      pointwise_kernel: ``(*1, C M, F)``: ones for the window axes, or ``(C M, F)``.
+      bias: ``(F,)`` or None.
+      stride, padding, dilation, impl: of the depthwise step, as in :func:`conv`.
+    """
+    name = "separable_conv"
+    nd = _check_input(name, x, depthwise_kernel)
+    if pointwise_kernel.ndim == 2:
+        pointwise_kernel = pointwise_kernel.reshape((1,) * nd + pointwise_kernel.shape)
+    if pointwise_kernel.ndim != nd + 2 or pointwise_kernel.shape[:nd] != (1,) * nd:
+        raise ValueError(f"{name}: expected a pointwise kernel (in, out) or ({'1, ' * nd}in, out), "
+                         f"got {pointwise_kernel.shape}")
+    h = depthwise_conv(x, depthwise_kernel, stride=stride, padding=padding, dilation=dilation,
+                       impl=impl)
+    if pointwise_kernel.shape[-2] != h.shape[-1]:
+        raise ValueError(f"{name}: pointwise kernel {pointwise_kernel.shape} expects "
+                         f"{pointwise_kernel.shape[-2]} input channels, the depthwise step gives "
+                         f"{h.shape[-1]}")
+    return conv(h, pointwise_kernel, bias, impl=impl)
+
+
+def spatially_separable_conv(x: jax.Array, kernel_v: jax.Array, kernel_h: jax.Array,
+                             bias: jax.Array | None = None, *, stride=1, padding="VALID",
+                             dilation=1, impl: str | None = None) -> jax.Array:
+    """A 2-D ``n x n`` convolution factored into ``n x 1`` then ``1 x n`` (Inception v3).
+
+    ``y = conv(conv(x, w_v), w_h) + b``: the same as ``conv`` with the kernel
+    ``w[i, j, c, f] = sum_m w_v[i, 0, c, m] w_h[0, j, m, f]`` (rank ``M``), computed
+    with ``n (C M + M F)`` instead of ``n^2 C F`` multiplies per pixel.
+
+    Args:
+      x: ``(N, H, W, C)``.
+      kernel_v: ``(n, 1, C, M)``, the vertical (height) factor.
+      kernel_h: ``(1, n', M, F)``, the horizontal (width) factor.
+      bias: ``(F,)`` or None.
+      stride, padding, dilation: of the equivalent ``n x n'`` conv, as in :func:`conv`.
+    """
+    name = "spatially_separable_conv"
+    _check_input(name, x, kernel_v)
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected input (N, H, W, C), got shape {x.shape}")
+    if kernel_v.shape[1] != 1 or kernel_h.ndim != 4 or kernel_h.shape[0] != 1:
+        raise ValueError(f"{name}: expected kernels (n, 1, C, M) and (1, n, M, F), got "
+                         f"{kernel_v.shape} and {kernel_h.shape}")
+    stride = _tuple(name, "stride", stride, 2)
+    dilation = _tuple(name, "dilation", dilation, 2)
+    window = (kernel_v.shape[0], kernel_h.shape[1])
+    pads = _pads(name, padding, x.shape[1:3], window, stride, dilation)
+    h = conv(x, kernel_v, stride=(stride[0], 1), padding=(pads[0], (0, 0)),
+             dilation=(dilation[0], 1), impl=impl)
+    return conv(h, kernel_h, bias, stride=(1, stride[1]), padding=((0, 0), pads[1]),
+                dilation=(1, dilation[1]), impl=impl)
