@@ -1,0 +1,12 @@
+"""Data sets and the plumbing around them.
+
+- :mod:`fnnet.data.datasets`: bundled sets (digits, breast cancer, iris, wine, MNIST-1D).
+- :mod:`fnnet.data.files`: readers for MNIST IDX files and CIFAR-10 python batches.
+- :mod:`fnnet.data.splits`: train/dev/test splits from a key, standardisation,
+  one-hot, mini-batches.
+
+Imports: numpy, jax (scikit-learn and mnist1d lazily, for the bundled sets).
+"""
+from fnnet.data.datasets import *  # noqa: F401,F403
+from fnnet.data.files import *  # noqa: F401,F403
+from fnnet.data.splits import *  # noqa: F401,F403
