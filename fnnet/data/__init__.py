@@ -10,3 +10,4 @@ Imports: numpy, jax (scikit-learn and mnist1d lazily, for the bundled sets).
 from fnnet.data.datasets import *  # noqa: F401,F403
 from fnnet.data.files import *  # noqa: F401,F403
 from fnnet.data.splits import *  # noqa: F401,F403
+from fnnet.data import sequences  # noqa: F401

@@ -1,0 +1,117 @@
+"""char_rnn: iterations per second of fnnet's compiled min-char-rnn against the same
+model in plain NumPy (Karpathy's ``min-char-rnn.py`` loop), side by side in one process.
+
+Both run the identical algorithm on the Python reference manual text: hidden 100,
+25-character chunks, summed cross-entropy, gradients clipped to [-5, 5], Adagrad with
+learning rate 0.1. The NumPy side is the original loop (forward and backward written
+by hand, one Python iteration per chunk); the fnnet side is ``experiments/char_rnn.py``:
+a ``lax.scan`` over ``CHUNK`` iterations with ``jax.value_and_grad`` and
+``fnnet.optim``. Rounds alternate between the two; the result is the ratio of the
+median iterations per second, fnnet / NumPy (the goal is at least 20).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from experiments import char_rnn  # noqa: E402
+
+ROUNDS, NUMPY_ITERS, CHUNK = 7, 300, 2000
+
+
+class NumpyMinCharRNN:
+    """Karpathy's min-char-rnn (2015), kept as close to the original as a class allows."""
+
+    def __init__(self, data, vocab_size, hidden=100, seq_length=25, learning_rate=0.1, seed=0):
+        rng = np.random.default_rng(seed)
+        self.data, self.V, self.H, self.S, self.lr = data, vocab_size, hidden, seq_length, learning_rate
+        self.Wxh = rng.standard_normal((hidden, vocab_size)) * 0.01
+        self.Whh = rng.standard_normal((hidden, hidden)) * 0.01
+        self.Why = rng.standard_normal((vocab_size, hidden)) * 0.01
+        self.bh, self.by = np.zeros((hidden, 1)), np.zeros((vocab_size, 1))
+        self.mem = [np.zeros_like(a) for a in (self.Wxh, self.Whh, self.Why, self.bh, self.by)]
+        self.p, self.n, self.hprev = 0, 0, np.zeros((hidden, 1))
+        self.smooth_loss = -np.log(1.0 / vocab_size) * seq_length
+
+    def loss_fun(self, inputs, targets, hprev):
+        Wxh, Whh, Why, bh, by = self.Wxh, self.Whh, self.Why, self.bh, self.by
+        xs, hs, ps = {}, {}, {}
+        hs[-1] = np.copy(hprev)
+        loss = 0.0
+        for t in range(len(inputs)):
+            xs[t] = np.zeros((self.V, 1))
+            xs[t][inputs[t]] = 1
+            hs[t] = np.tanh(Wxh @ xs[t] + Whh @ hs[t - 1] + bh)
+            ys = Why @ hs[t] + by
+            ps[t] = np.exp(ys) / np.sum(np.exp(ys))
+            loss += -np.log(ps[t][targets[t], 0])
+        dWxh, dWhh, dWhy = np.zeros_like(Wxh), np.zeros_like(Whh), np.zeros_like(Why)
+        dbh, dby = np.zeros_like(bh), np.zeros_like(by)
+        dhnext = np.zeros_like(hs[0])
+        for t in reversed(range(len(inputs))):
+            dy = np.copy(ps[t])
+            dy[targets[t]] -= 1
+            dWhy += dy @ hs[t].T
+            dby += dy
+            dh = Why.T @ dy + dhnext
+            dhraw = (1 - hs[t] * hs[t]) * dh
+            dbh += dhraw
+            dWxh += dhraw @ xs[t].T
+            dWhh += dhraw @ hs[t - 1].T
+            dhnext = Whh.T @ dhraw
+        for d in (dWxh, dWhh, dWhy, dbh, dby):
+            np.clip(d, -5, 5, out=d)
+        return loss, (dWxh, dWhh, dWhy, dbh, dby), hs[len(inputs) - 1]
+
+    def iterate(self, iterations):
+        S = self.S
+        for _ in range(iterations):
+            if self.p + S + 1 >= len(self.data) or self.n == 0:
+                self.hprev, self.p = np.zeros((self.H, 1)), 0
+            inputs, targets = self.data[self.p:self.p + S], self.data[self.p + 1:self.p + S + 1]
+            loss, grads, self.hprev = self.loss_fun(inputs, targets, self.hprev)
+            self.smooth_loss = self.smooth_loss * 0.999 + loss * 0.001
+            for param, dparam, mem in zip((self.Wxh, self.Whh, self.Why, self.bh, self.by), grads, self.mem):
+                mem += dparam * dparam
+                param += -self.lr * dparam / np.sqrt(mem + 1e-8)
+            self.p += S
+            self.n += 1
+        return self.smooth_loss
+
+
+def main():
+    config = char_rnn.Config()
+    vocab, train_ids, _, _ = char_rnn.load_corpus(config)
+    V = len(vocab)
+    numpy_model = NumpyMinCharRNN(train_ids.tolist(), V)
+    carry = char_rnn.initial_carry(config, V, jax.random.key(0))
+    step, _ = char_rnn.make_train_chunk(config, jax.numpy.asarray(train_ids), CHUNK)
+    step = step.lower(carry).compile()
+    carry, out = step(carry)            # warm-up
+    jax.block_until_ready(out)
+    numpy_model.iterate(20)
+    np_rate, fn_rate = [], []
+    for _ in range(ROUNDS):
+        t = time.perf_counter()
+        numpy_model.iterate(NUMPY_ITERS)
+        np_rate.append(NUMPY_ITERS / (time.perf_counter() - t))
+        t = time.perf_counter()
+        carry, out = step(carry)
+        jax.block_until_ready(out)
+        fn_rate.append(CHUNK / (time.perf_counter() - t))
+    n, f = statistics.median(np_rate), statistics.median(fn_rate)
+    print(f"numpy min-char-rnn: {n:,.0f} it/s (median of {ROUNDS})")
+    print(f"fnnet char_rnn:     {f:,.0f} it/s")
+    print(f"ratio fnnet / numpy (iterations per second): {f / n:.1f}x")
+    print(f"smoothed loss after the runs: numpy {numpy_model.smooth_loss:.1f}, fnnet {float(out[1][-1]):.1f}")
+    return {"numpy_its": n, "fnnet_its": f, "ratio": f / n}
+
+
+if __name__ == "__main__":
+    main()
