@@ -5,7 +5,7 @@ Randomness is a pure function of ``key``: epoch ``e`` shuffles with
 ``fold_in(key, 2 * e)`` and its step ``i`` gets ``fold_in(fold_in(key, 2 * e + 1), i)``,
 so a run resumed from a checkpoint ends bit-identical to one that never stopped.
 
-Imports: jax, numpy, fnnet.nn, fnnet.optim, fnnet.train.
+Imports: jax, numpy, fnnet.data, fnnet.nn, fnnet.train.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnnet.data import batches
 from fnnet.nn.module import Module
 from fnnet.train.checkpoint import load_checkpoint, save_checkpoint
 from fnnet.train.step import make_eval_step, make_train_step
@@ -75,12 +76,6 @@ def evaluate(evaluate_step: Callable, params, state, x, y, batch_size: int = 102
     return {name: total / n for name, total in totals.items()}
 
 
-def _epoch_batches(n: int, batch_size: int, key, shuffle: bool, drop_last: bool):
-    order = np.asarray(jax.random.permutation(key, n)) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
-
-
 def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, *,
         key, epochs: int, batch_size: int, dev_data=None, shuffle: bool = True,
         drop_last: bool = False, metrics: Mapping[str, Callable] | None = None,
@@ -133,18 +128,18 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         bar = tqdm(total=epochs, initial=start_epoch, desc="fit", unit="epoch")
     stopped_early = False
     for epoch in range(start_epoch, epochs):
-        batches = _epoch_batches(len(x_train), batch_size, jax.random.fold_in(key, 2 * epoch),
-                                 shuffle, drop_last)
+        shuffle_key = jax.random.fold_in(key, 2 * epoch) if shuffle else None
         step_key = jax.random.fold_in(key, 2 * epoch + 1)
         losses = []
-        for i, idx in enumerate(batches):
-            params, state, opt_state, loss = step_fn(params, state, opt_state, x_train[idx],
-                                                     y_train[idx], jax.random.fold_in(step_key, i))
+        for i, (xb, yb) in enumerate(batches(x_train, y_train, batch_size, key=shuffle_key,
+                                              shuffle=shuffle, drop_last=drop_last)):
+            params, state, opt_state, loss = step_fn(params, state, opt_state, xb, yb,
+                                                     jax.random.fold_in(step_key, i))
             losses.append(loss)
         losses = np.asarray(jnp.stack(losses))
         if not np.all(np.isfinite(losses)):
             bad = int(np.argmax(~np.isfinite(losses)))
-            global_step = epoch * len(batches) + bad
+            global_step = epoch * len(losses) + bad
             where = f"; the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint else ""
             raise FloatingPointError(f"fit: the training loss became {losses[bad]} at step {global_step} "
                                      f"(epoch {epoch + 1}, batch {bad}){where}")
