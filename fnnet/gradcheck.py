@@ -30,6 +30,8 @@ __all__ = ["relative_difference", "check_gradients", "numerical_gradient"]
 # Largest number of floats in one vectorised chunk of perturbed inputs (chunk * n).
 _MAX_CHUNK_ELEMENTS = 1 << 20
 _MAX_CHUNK = 256
+# Up to this many coordinates, eager evaluation beats compiling a vmapped function.
+_EAGER_MAX_COORDINATES = 64
 
 
 def _check_tree(name: str, tree: Any) -> None:
@@ -107,8 +109,10 @@ def numerical_gradient(f: Callable[[Any], jax.Array], tree: Any, eps: float = 1e
       tree: a pytree of float64 arrays.
       eps: the step.
       vectorize: ``True`` evaluates the perturbed inputs in jitted ``vmap`` chunks,
-        ``False`` one at a time in Python; ``None`` (default) tries the first and falls
-        back to the second if ``f`` cannot be traced (data-dependent Python control flow).
+        ``False`` one at a time, eagerly, in Python; ``None`` (default) evaluates trees of
+        at most 64 coordinates eagerly (faster than compiling), larger ones vectorised,
+        falling back to the loop if ``f`` cannot be traced (data-dependent Python
+        control flow).
 
     Returns:
       A tree like ``tree`` with the approximate gradient.
@@ -117,7 +121,9 @@ def numerical_gradient(f: Callable[[Any], jax.Array], tree: Any, eps: float = 1e
     _check_tree(name, tree)
     x, unravel = ravel_pytree(tree)
     h = _scalar_fn(name, f, unravel)
-    if vectorize is None:
+    if vectorize is None and x.shape[0] <= _EAGER_MAX_COORDINATES:
+        flat = _differences_loop(h, x, eps)
+    elif vectorize is None:
         try:
             flat = _differences_vectorised(h, x, eps)
         except jax.errors.JAXTypeError:

@@ -17,7 +17,7 @@ Imports: jax, numpy.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,10 +56,10 @@ def _check_integer_labels(name: str, scores_what: str, scores, labels) -> None:
         raise ValueError(f"{name}: expected labels of shape {scores_what}.shape[:-1] = "
                          f"{jnp.shape(scores)[:-1]}, got {scores_what} {jnp.shape(scores)} and "
                          f"labels {jnp.shape(labels)}")
-    check_label_range(name, labels, jnp.shape(scores)[-1])
+    _check_label_range(name, labels, jnp.shape(scores)[-1])
 
 
-def check_label_range(name: str, labels, num_classes: int) -> None:
+def _check_label_range(name: str, labels, num_classes: int) -> None:
     """Raise ``ValueError`` if concrete integer ``labels`` fall outside ``[0, num_classes)``.
 
     Does nothing for traced labels (inside ``jit``/``vmap``), whose values are unknown.
@@ -166,6 +166,12 @@ def softmax_cross_entropy_with_integer_labels(logits: jax.Array, labels: jax.Arr
 
     Returns:
       The loss averaged over all axes but the last, a scalar.
+
+    >>> import jax.numpy as jnp
+    >>> logits = jnp.array([[1e4, 0.0, -1e4], [0.0, 0.0, 0.0]])
+    >>> loss = softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 2]))
+    >>> round(float(loss), 4)  # (0 + log 3) / 2
+    0.5493
     """
     name = "softmax_cross_entropy_with_integer_labels"
     _check_floating(name, "logits", logits)
@@ -355,9 +361,12 @@ def l2_penalty(params: Any, mask: Any = None, *, coefficient: float = 1.0) -> ja
 
     Returns:
       A scalar (0.0 when no leaf is selected).
+
+    >>> import jax.numpy as jnp
+    >>> params = {"dense": {"kernel": jnp.array([[3.0, 4.0]]), "bias": jnp.array([10.0])}}
+    >>> float(l2_penalty(params, coefficient=0.1))  # 0.1 / 2 * (9 + 16); the bias is left out
+    1.25
     """
     leaves = _masked_leaves("l2_penalty", params, mask)
     return 0.5 * coefficient * sum((jnp.sum(w * w) for w in leaves), jnp.asarray(0.0))
 
-
-LossFn = Callable[[jax.Array, jax.Array], jax.Array]

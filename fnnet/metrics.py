@@ -118,7 +118,9 @@ def precision_recall_f1(outputs: jax.Array, labels: jax.Array, *, average: str =
       average: ``"binary"`` (class ``pos_label`` only), ``"macro"`` (unweighted mean of
         per-class scores), ``"weighted"`` (mean weighted by class support), ``"micro"``
         (from global tp/fp/fn counts; equals accuracy for single-label problems), or
-        ``None`` (per-class arrays).
+        ``None`` (per-class arrays). The macro and weighted means run over all
+        ``num_classes`` classes; sklearn averages only over the classes present in
+        the labels or predictions unless given ``labels=range(num_classes)``.
       pos_label: the positive class for ``average="binary"``.
 
     Returns:
