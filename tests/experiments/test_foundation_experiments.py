@@ -1,0 +1,24 @@
+"""Reduced runs of logreg_breast_cancer and init_comparison."""
+import pytest
+
+from fnnet.cli import load_experiment as load
+
+
+def test_logreg_breast_cancer_reduced():
+    exp = load("logreg_breast_cancer")
+    result = exp.run(exp.Config(iterations=300))
+    assert result["n_train"] + result["n_test"] == 569 and abs(result["n_test"] - 569 * 0.25) < 1
+    assert result["test_accuracy"] > 0.94
+    assert result["history"][0]["train_loss"] == pytest.approx(0.6931, abs=1e-3)  # zero init: log 2
+
+
+def test_init_comparison_reduced():
+    exp = load("init_comparison")
+    result = exp.run(exp.Config(iterations=2000, log_every=500, learning_rate=0.1))
+    assert result["zeros_hidden_unit_spread"] == 0.0  # symmetry never broken
+    assert result["zeros_train_accuracy"] == 0.5
+    assert result["he_hidden_unit_spread"] > 0
+    assert result["he_final_loss"] < result["zeros_final_loss"]
+    assert result["he_final_loss"] < result["random_final_loss"]
+    assert result["he_train_accuracy"] > 0.9
+    assert len(result["history"]) == 4
