@@ -158,7 +158,11 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def softmax_cross_entropy_with_integer_labels(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Softmax cross-entropy with integer class labels.
 
-    ``L = mean_n(logsumexp(z_n) - z_{n, y_n})``, computed as ``-log_softmax(z_n)[y_n]``.
+    ``L = mean_n(logsumexp(z_n) - z_{n, y_n})``, computed with ``m_n = max_k z_nk`` as
+    ``log sum_k exp(z_nk - m_n) - (z_{n, y_n} - m_n)``: the shift keeps it finite and
+    exact to rounding for logits of any size, and gathering the label's logit from the
+    input (not from a normalised ``log_softmax`` array) compiles to the same program
+    size as optax's version.
 
     Args:
       logits: ``(..., K)`` real scores.
@@ -176,7 +180,9 @@ def softmax_cross_entropy_with_integer_labels(logits: jax.Array, labels: jax.Arr
     name = "softmax_cross_entropy_with_integer_labels"
     _check_floating(name, "logits", logits)
     _check_integer_labels(name, "logits", logits, labels)
-    return jnp.mean(-_pick(jax.nn.log_softmax(logits, axis=-1), jnp.asarray(labels)))
+    m = jax.lax.stop_gradient(jnp.max(logits, axis=-1))
+    log_norm = jnp.log(jnp.sum(jnp.exp(logits - m[..., None]), axis=-1))
+    return jnp.mean(log_norm - (_pick(logits, jnp.asarray(labels)) - m))
 
 
 def nll_loss(log_probs: jax.Array, labels: jax.Array) -> jax.Array:

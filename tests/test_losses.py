@@ -301,3 +301,11 @@ def test_l2_is_weight_decay_for_sgd(x64, rng):
                                (1 - lr * lam) * w - lr * g["0"]["kernel"], rtol=1e-12)
     np.testing.assert_allclose(p["0"]["bias"] - lr * g_total["0"]["bias"],
                                p["0"]["bias"] - lr * g["0"]["bias"], rtol=1e-12)
+
+
+def test_integer_cross_entropy_precise_for_close_large_logits():
+    # logits 1e4 and 1e4 - 1: the loss log(1 + e^-1) must not lose the ~1e-3 ulp of 1e4
+    z = jnp.asarray([[1e4, 1e4 - 1.0], [1e4 - 1.0, 1e4]], jnp.float32)
+    got = losses.softmax_cross_entropy_with_integer_labels(z, jnp.asarray([0, 0]))
+    ref = 0.5 * (np.log1p(np.exp(-1.0)) + np.log1p(np.exp(1.0)))
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
