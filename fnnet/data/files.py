@@ -13,7 +13,7 @@ import pickle
 
 import numpy as np
 
-__all__ = ["load_mnist_idx", "load_cifar10_batch", "load_cifar10"]
+__all__ = ["load_mnist_idx", "load_mnist", "load_cifar10_batch", "load_cifar10"]
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): all big-endian.
 _IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
@@ -60,6 +60,34 @@ def load_mnist_idx(path: str | os.PathLike) -> np.ndarray:
     if ndim == 3:
         return data.astype(np.float32)[..., None]
     return data.astype(np.float32)
+
+
+def load_mnist(directory: str | os.PathLike, prefix: str = ""):
+    """Read the four MNIST IDX files from ``directory`` (plain or ``.gz``).
+
+    Looks for ``{prefix}train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each optionally with a
+    ``.gz`` suffix (Fashion-MNIST uses the same names).
+
+    Returns:
+      ``((x_train, y_train), (x_test, y_test))``: x float32 NHWC ``(n, 28, 28, 1)``
+      with values 0..255, y int32.
+    """
+    def find(stem):
+        for name in (prefix + stem, prefix + stem + ".gz"):
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                return path
+        raise FileNotFoundError(f"load_mnist: no {prefix + stem}[.gz] in {os.fspath(directory)!r}")
+
+    out = []
+    for split in ("train", "t10k"):
+        x = load_mnist_idx(find(f"{split}-images-idx3-ubyte"))
+        y = load_mnist_idx(find(f"{split}-labels-idx1-ubyte"))
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"load_mnist: {split} has {x.shape[0]} images but {y.shape[0]} labels")
+        out.append((x, y))
+    return tuple(out)
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):

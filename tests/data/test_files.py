@@ -78,3 +78,31 @@ def test_cifar10_refuses_code_and_wrong_content(tmp_path):
         pickle.dump({b"fine_labels": [1]}, f)
     with pytest.raises(ValueError, match="not a CIFAR-10 batch"):
         data.load_cifar10_batch(tmp_path / "other")
+
+
+def test_load_mnist_directory(tmp_path, rng):
+    arrays = {}
+    for split, n, gz in (("train", 4, True), ("t10k", 2, False)):
+        arrays[split] = (rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
+                         rng.integers(0, 10, size=n, dtype=np.uint8))
+        sfx = ".gz" if gz else ""
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte{sfx}", arrays[split][0], 0x08, gz)
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte{sfx}", arrays[split][1], 0x08, gz)
+    (xtr, ytr), (xte, yte) = data.load_mnist(tmp_path)
+    assert xtr.shape == (4, 28, 28, 1) and xte.shape == (2, 28, 28, 1)
+    np.testing.assert_array_equal(xtr[..., 0], arrays["train"][0])
+    np.testing.assert_array_equal(yte, arrays["t10k"][1])
+    with pytest.raises(FileNotFoundError, match="train-images"):
+        data.load_mnist(tmp_path / "missing")
+
+
+def test_load_cifar10_directory(tmp_path, rng):
+    raws = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        raws[name] = rng.integers(0, 256, size=(2, 3072), dtype=np.uint8)
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump({b"labels": [1, 2], b"data": raws[name]}, f, protocol=2)
+    (xtr, ytr), (xte, yte) = data.load_cifar10(tmp_path)
+    assert xtr.shape == (10, 32, 32, 3) and xte.shape == (2, 32, 32, 3)
+    assert xtr[2, 0, 1, 2] == raws["data_batch_2"][0, 2048 + 1]     # blue plane, row 0, col 1
+    np.testing.assert_array_equal(ytr, [1, 2] * 5)
