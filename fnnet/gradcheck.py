@@ -14,6 +14,10 @@ wrong one gives something of order 1e-2 to 1. In float32 the rounding error of
 the differences (about 1e-7 / eps) swamps the check, so every function here refuses
 anything but float64 inputs.
 
+``f`` is evaluated about ``2 n`` times on the same tree: a ``jax.random.key`` that
+``f`` closes over (a fixed dropout mask) is reused on purpose, so the key-reuse checker
+(``jax_debug_key_reuse``) is switched off inside the check.
+
 Imports: jax, numpy.
 """
 from __future__ import annotations
@@ -119,6 +123,11 @@ def numerical_gradient(f: Callable[[Any], jax.Array], tree: Any, eps: float = 1e
     """
     name = "numerical_gradient"
     _check_tree(name, tree)
+    with jax.debug_key_reuse(False):   # a key closed over by f is reused on purpose
+        return _numerical_gradient(name, f, tree, eps, vectorize)
+
+
+def _numerical_gradient(name, f, tree, eps, vectorize):
     x, unravel = ravel_pytree(tree)
     h = _scalar_fn(name, f, unravel)
     if vectorize is None and x.shape[0] <= _EAGER_MAX_COORDINATES:
@@ -137,8 +146,9 @@ def numerical_gradient(f: Callable[[Any], jax.Array], tree: Any, eps: float = 1e
 
 def _both(name, f, tree, eps, vectorize):
     _check_tree(name, tree)
-    approx = numerical_gradient(f, tree, eps, vectorize=vectorize)
-    grad = jax.grad(f)(tree)
+    with jax.debug_key_reuse(False):
+        approx = _numerical_gradient(name, f, tree, eps, vectorize)
+        grad = jax.grad(f)(tree)
     return grad, approx
 
 

@@ -107,3 +107,16 @@ def test_refuses_float32_output_and_non_scalar(x64):
         gradcheck.numerical_gradient(lambda x: jnp.sum(x).astype(jnp.float32), x)
     with pytest.raises(ValueError, match="scalar"):
         gradcheck.numerical_gradient(lambda x: x ** 2, x)
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+def test_fixed_key_inside_f_is_allowed(x64, vectorize):
+    # a dropout-like function with a fixed mask: the suite's key-reuse check stays quiet
+    key = jax.random.key(0)
+    mask = np.asarray(jax.random.bernoulli(jax.random.key(0), 0.5, (6,)))
+    f = lambda x: jnp.sum(jnp.where(jax.random.bernoulli(key, 0.5, x.shape), x, 0.0) ** 2)
+    x = jnp.linspace(0.5, 1.5, 6)
+    approx = gradcheck.numerical_gradient(f, x, vectorize=vectorize)
+    np.testing.assert_allclose(approx, 2 * np.asarray(x) * mask, rtol=1e-8, atol=1e-10)
+    assert gradcheck.relative_difference(f, x, vectorize=vectorize) < 1e-9
+    assert jax.config.jax_debug_key_reuse      # switched back on afterwards
