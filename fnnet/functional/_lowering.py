@@ -5,13 +5,18 @@ Two lowerings compute the same function:
 - ``"xla"``: ``lax.conv_general_dilated`` and ``lax.reduce_window``, XLA's native
   convolution and windowed reduction. Used on GPU and TPU, where they are fast.
 - ``"matmul"``: convolution as shifted strided slices of the padded input followed by
-  ``dot_general`` (im2col), with a hand-written backward pass that is also made of
-  matmuls and slices; non-overlapping pooling as a reshape and a reduction. Used on
-  CPU, where XLA's native convolutions run far below the matmul peak.
+  ``dot_general`` (im2col; XLA turns ``dot(concat(views), W)`` into a sum of per-offset
+  dots), differentiated by JAX; a 1x1 conv is a plain dot; pooling over
+  non-overlapping windows is a reshape and a reduction, over overlapping windows an
+  elementwise chain over the shifted views.
 
-``"auto"`` (the default) picks ``"matmul"`` when ``jax.default_backend() == "cpu"``
-and ``"xla"`` otherwise. The choice is made when a function is traced: a function
-already compiled by ``jax.jit`` keeps the lowering it was traced with.
+``"auto"`` (the default) uses ``"xla"`` on GPU and TPU. On CPU
+(``jax.default_backend() == "cpu"``) each kernel picks, from its static shapes, the
+lowering that measured faster in ``benchmarks/bench_conv.py``: ``"matmul"`` for 1x1
+convs, convs with one input channel per group (first layers, depthwise) and
+non-overlapping pooling; ``"xla"`` otherwise. The choice is made when a function is
+traced: a function already compiled by ``jax.jit`` keeps the lowering it was traced
+with.
 
 Force one lowering for a block of code with :func:`conv_lowering`, or for one call
 with the ``impl=`` argument of the kernels::
@@ -55,12 +60,13 @@ def _check(impl) -> None:
         raise ValueError(f"conv_lowering: expected impl in {_IMPLS}, got {impl!r}")
 
 
-def resolve(impl: str | None) -> str:
-    """The lowering to use now: ``impl`` if given, else the context's, with ``"auto"``
-    resolved against the default backend."""
+def resolve(impl: str | None, cpu_choice: str = "matmul") -> str:
+    """The lowering to use now: ``impl`` if given, else the context's; ``"auto"`` gives
+    ``cpu_choice`` on CPU (the kernel's measured best for its shapes) and ``"xla"``
+    elsewhere."""
     if impl is None:
         impl = _CURRENT.get()
     _check(impl)
     if impl == "auto":
-        return "matmul" if jax.default_backend() == "cpu" else "xla"
+        return cpu_choice if jax.default_backend() == "cpu" else "xla"
     return impl

@@ -129,19 +129,39 @@ def _shifted_views(xp, window, stride, dilation, out):
     return views
 
 
+def _cpu_choice(x, kernel, groups) -> str:
+    """The lowering that measured faster on CPU for these shapes (benchmarks/bench_conv.py).
+
+    im2col + matmul wins where XLA's CPU convolution is weakest and the matmul form
+    needs no patch matrix: 1x1 windows (a plain dot) and one input channel per group
+    (a weighted sum of shifted views, e.g. the first layer of LeNet or a depthwise
+    conv). Elsewhere building the patch matrix costs more than XLA's conv, whose
+    forward and backward stay faster on CPU.
+    """
+    nd = x.ndim - 2
+    if all(f == 1 for f in kernel.shape[:nd]) and groups == 1:
+        return "matmul"
+    if kernel.shape[-2] == 1:
+        return "matmul"
+    return "xla"
+
+
 def _conv_matmul(x, kernel, stride, pads, dilation, groups):
     """``conv`` as shifted views + ``dot_general``; the same function as ``_conv_xla``."""
     nd = x.ndim - 2
     window = kernel.shape[:nd]
     cin, cout = x.shape[-1], kernel.shape[-1]
     out = conv_output_shape(x.shape[1:-1], window, stride, pads, dilation)
-    if all(f == 1 for f in window) and all(s == 1 for s in stride) and not any(map(any, pads)) \
-            and groups == 1:
+    if all(f == 1 for f in window) and not any(map(any, pads)) and groups == 1:
+        if any(s > 1 for s in stride):  # strided 1x1: subsample, then a plain dot
+            x = x[(slice(None),) + tuple(slice(None, None, s) for s in stride) + (slice(None),)]
         return lax.dot_general(x, kernel.reshape(cin, cout), (((x.ndim - 1,), (0,)), ((), ())))
     xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),)) if any(map(any, pads)) else x
     views = _shifted_views(xp, window, stride, dilation, out)
     p = len(views)
     if groups == 1:
+        # XLA's simplifier rewrites dot(concat(views), W) into sum_p views_p @ W_p (no
+        # patch matrix materialised); with cin == 1 those are broadcast products.
         patches = views[0] if p == 1 else jnp.concatenate(views, axis=-1)
         return lax.dot_general(patches, kernel.reshape(p * cin, cout),
                                (((patches.ndim - 1,), (0,)), ((), ())))
@@ -215,7 +235,7 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, stri
     _check_fits(name, x.shape[1:-1], window, pads, dilation)
     kernel = kernel.astype(jnp.result_type(x, kernel))
     x = x.astype(kernel.dtype)
-    if resolve(impl) == "matmul":
+    if resolve(impl, _cpu_choice(x, kernel, groups)) == "matmul":
         y = _conv_matmul(x, kernel, stride, pads, dilation, groups)
     else:
         y = _conv_xla(x, kernel, stride, pads, dilation, groups)
@@ -288,7 +308,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = Non
     # stride-1 conv with the spatially flipped kernel.
     tpads = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(eff, pads)]
     flipped = lax.rev(kernel, tuple(range(nd)))
-    if resolve(impl) == "xla":
+    if resolve(impl, _cpu_choice(x, kernel, 1)) == "xla":
         y = lax.conv_general_dilated(x, flipped, window_strides=(1,) * nd, padding=tpads,
                                      lhs_dilation=stride, rhs_dilation=dilation,
                                      dimension_numbers=_LAYOUTS[nd])

@@ -22,9 +22,17 @@ __all__ = ["conv", "conv_transpose", "depthwise_conv", "separable_conv", "max_po
 
 
 def _named(name: str, error: ValueError) -> ValueError:
-    """The kernel's error, prefixed with the layer's name unless it already starts with it."""
+    """A kernel's shape error, prefixed with the layer's name unless it already starts
+    with it; any other error passes through unchanged."""
     msg = str(error)
-    return ValueError(msg if msg.startswith(f"{name}:") else f"{name}: {msg}")
+    kernel = msg.split(":", 1)[0]
+    if kernel not in _KERNELS or msg.startswith(f"{name}:"):
+        return error
+    return ValueError(f"{name}: {msg}")
+
+
+_KERNELS = {"conv", "conv_transpose", "depthwise_conv", "separable_conv", "max_pool", "avg_pool",
+            "lp_pool", "upsample"}
 
 
 def _positive(name: str, what: str, value) -> None:

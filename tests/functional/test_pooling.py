@@ -91,6 +91,20 @@ def test_global_pools_and_upsample_against_torch(rng):
     np.testing.assert_array_equal(F.upsample(jnp.asarray(x[:, 0]), 2)[:, ::2], x[:, 0])
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_pool_gradient_under_jit(impl, rng):
+    x = jnp.asarray(rng.normal(size=(2, 4, 4, 3)), jnp.float32)
+    for fn in (F.max_pool, F.avg_pool):
+        g = jax.jit(jax.grad(lambda a, fn=fn: jnp.sum(fn(a, 2, impl=impl) ** 2)))(x)
+        ref = jax.grad(lambda a, fn=fn: jnp.sum(fn(a, 2, impl=impl) ** 2))(x)
+        np.testing.assert_allclose(g, ref, rtol=1e-6)
+    xn = np.asarray(x).reshape(2, 2, 2, 2, 2, 3)
+    mask = xn == xn.max(axis=(2, 4), keepdims=True)  # the gradient flows to each window's max
+    expected = np.where(mask, 2 * xn.max(axis=(2, 4), keepdims=True), 0.0).reshape(x.shape)
+    g = jax.jit(jax.grad(lambda a: jnp.sum(F.max_pool(a, 2, impl=impl) ** 2)))(x)
+    np.testing.assert_allclose(g, expected, rtol=1e-6)
+
+
 def test_pool_errors():
     x = jnp.ones((2, 5, 5, 3))
     with pytest.raises(ValueError, match=r"max_pool: window 7 is larger than the padded input .* 5 \+ 1 \+ 0"):

@@ -1,0 +1,307 @@
+"""Convolution speed: fnnet against plain JAX and PyTorch eager, side by side in one process.
+
+1. LeNet-5 train step (batch 128, 32x32x1, conv 6@5x5 - max-pool 2 - conv 16@5x5 -
+   max-pool 2 - 120 - 84 - 10, ReLU, softmax cross-entropy, SGD):
+   - ``fnnet``: ``nn.serial`` of fnnet Modules + ``train.make_train_step``, with the
+     default lowering (``"auto"``: on CPU the per-shape choice of
+     :mod:`fnnet.functional._lowering`);
+   - ``fnnet[xla]``: the same model forced to XLA's native conv / reduce_window;
+   - ``fnnet[matmul]``: forced to the im2col-matmul / reshape lowering everywhere;
+   - ``jax``: plain JAX by hand, ``lax.conv_general_dilated`` + ``lax.reduce_window``;
+   - ``torch``: PyTorch eager, NCHW.
+2. ResNet-18 (224x224x3, batch 8, train-mode batch norm) forward + backward, written
+   here with fnnet's functional kernels, against torchvision-style PyTorch; the
+   achieved GFLOP/s (XLA's flop count of the compiled step / time) against the
+   measured float32 matmul peak of the same process.
+
+Every variant runs in interleaved rounds (a short pause between variants lets idle
+worker threads of the previous framework go to sleep); the result is the ratio of
+medians, fnnet / other. Run: ``python benchmarks/bench_conv.py [--rounds 7] [--skip-resnet]``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fnnet import functional as F
+from fnnet import losses, nn, optim, train
+
+LR = 0.01
+
+
+def timed_rounds(runs: dict, rounds: int, reps: dict) -> dict:
+    """Median wall-clock ms per call of each zero-argument callable, interleaved."""
+    for fn in runs.values():  # compile / warm up
+        fn()
+        fn()
+    times = {k: [] for k in runs}
+    for _ in range(rounds):
+        for k, fn in runs.items():
+            time.sleep(0.2)
+            t = time.perf_counter()
+            for _ in range(reps[k]):
+                fn()
+            times[k].append((time.perf_counter() - t) / reps[k] * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+# ---------------------------------------------------------------------------
+# LeNet-5
+
+def lenet_data(batch=128):
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(batch, 32, 32, 1)).astype(np.float32),
+            rng.integers(0, 10, size=batch).astype(np.int32))
+
+
+def fnnet_lenet(x, y, lowering="auto"):
+    model = nn.serial(nn.conv(6, 5), nn.relu, nn.max_pool(2), nn.conv(16, 5), nn.relu, nn.max_pool(2),
+                      nn.flatten, nn.dense(120), nn.relu, nn.dense(84), nn.relu, nn.dense(10))
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    params, state = model.init(jax.random.key(0), x)
+    opt = optim.sgd(LR)
+    step = train.make_train_step(model, losses.softmax_cross_entropy_with_integer_labels, opt)
+    carry = [params, state, opt.init(params)]
+    key = jax.random.key(1)
+    with F.conv_lowering(lowering):  # the lowering is fixed when the step is traced
+        jax.block_until_ready(step(*carry, x, y, key))
+
+    def run():
+        carry[0], carry[1], carry[2], loss = step(carry[0], carry[1], carry[2], x, y, key)
+        loss.block_until_ready()
+    return run
+
+
+def jax_lenet(x, y):
+    keys = jax.random.split(jax.random.key(0), 5)
+    shapes = {"c1": (5, 5, 1, 6), "c2": (5, 5, 6, 16), "d1": (400, 120), "d2": (120, 84), "d3": (84, 10)}
+    params = {}
+    for k, (name, s) in zip(keys, shapes.items()):
+        params[name] = jax.random.normal(k, s) * np.sqrt(2 / np.prod(s[:-1]))
+        params[name + "b"] = jnp.zeros(s[-1])
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def pool(h):
+        return lax.reduce_window(h, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    def loss_fn(p, x, y):
+        h = pool(jax.nn.relu(lax.conv_general_dilated(x, p["c1"], (1, 1), "VALID", dimension_numbers=dn)
+                             + p["c1b"]))
+        h = pool(jax.nn.relu(lax.conv_general_dilated(h, p["c2"], (1, 1), "VALID", dimension_numbers=dn)
+                             + p["c2b"]))
+        h = h.reshape(h.shape[0], -1)
+        h = jax.nn.relu(h @ p["d1"] + p["d1b"])
+        h = jax.nn.relu(h @ p["d2"] + p["d2b"])
+        logp = jax.nn.log_softmax(h @ p["d3"] + p["d3b"])
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    @jax.jit
+    def step(p, x, y):
+        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
+        return jax.tree.map(lambda a, b: a - LR * b, p, g), loss
+
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    carry = [params]
+
+    def run():
+        carry[0], loss = step(carry[0], x, y)
+        loss.block_until_ready()
+    return run
+
+
+def torch_lenet(x, y):
+    import torch
+    torch.manual_seed(0)
+    t = torch.nn
+    model = t.Sequential(t.Conv2d(1, 6, 5), t.ReLU(), t.MaxPool2d(2), t.Conv2d(6, 16, 5), t.ReLU(),
+                         t.MaxPool2d(2), t.Flatten(), t.Linear(400, 120), t.ReLU(), t.Linear(120, 84),
+                         t.ReLU(), t.Linear(84, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous()
+    yt = torch.tensor(y).long()
+
+    def run():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xt), yt)
+        loss.backward()
+        opt.step()
+    return run
+
+
+# ---------------------------------------------------------------------------
+# ResNet-18 with fnnet's functional kernels
+
+STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
+
+
+def resnet18_params(key, num_classes=1000):
+    """He-normal conv kernels (HWIO), BN scale 1 / bias 0, dense (in, out)."""
+    counter = iter(range(1000))
+
+    def conv(f, cin, cout):
+        return jax.random.normal(jax.random.fold_in(key, next(counter)), (f, f, cin, cout)) \
+            * np.sqrt(2 / (f * f * cin))
+
+    def bn(c):
+        return {"scale": jnp.ones(c), "bias": jnp.zeros(c)}
+
+    p = {"stem": conv(7, 3, 64), "stem_bn": bn(64), "blocks": []}
+    cin = 64
+    for cout, stride in STAGES:
+        for b in range(2):
+            s = stride if b == 0 else 1
+            blk = {"c1": conv(3, cin, cout), "bn1": bn(cout), "c2": conv(3, cout, cout), "bn2": bn(cout)}
+            if s != 1 or cin != cout:
+                blk["proj"] = conv(1, cin, cout)
+                blk["proj_bn"] = bn(cout)
+            p["blocks"].append(blk)
+            cin = cout
+    p["fc"] = jax.random.normal(jax.random.fold_in(key, 999), (512, num_classes)) * np.sqrt(1 / 512)
+    p["fc_b"] = jnp.zeros(num_classes)
+    return p
+
+
+def _bn(x, p, eps=1e-5):
+    """Training-mode batch norm over (N, H, W) (batch statistics)."""
+    mean = jnp.mean(x, axis=(0, 1, 2))
+    var = jnp.mean(jnp.square(x - mean.reshape(1, 1, 1, -1)), axis=(0, 1, 2))
+    inv = (p["scale"] * lax.rsqrt(var + eps)).reshape(1, 1, 1, -1)
+    return (x - mean.reshape(1, 1, 1, -1)) * inv + p["bias"].reshape(1, 1, 1, -1)
+
+
+def resnet18_apply(p, x):
+    h = jax.nn.relu(_bn(F.conv(x, p["stem"], stride=2, padding=3), p["stem_bn"]))
+    h = F.max_pool(h, 3, 2, 1)
+    i = 0
+    for _, stride in STAGES:
+        for b in range(2):
+            blk = p["blocks"][i]
+            s = stride if b == 0 else 1
+            out = jax.nn.relu(_bn(F.conv(h, blk["c1"], stride=s, padding=1), blk["bn1"]))
+            out = _bn(F.conv(out, blk["c2"], padding=1), blk["bn2"])
+            short = _bn(F.conv(h, blk["proj"], stride=s), blk["proj_bn"]) if "proj" in blk else h
+            h = jax.nn.relu(out + short)
+            i += 1
+    h = F.global_avg_pool(h)
+    return F.dense(h, p["fc"], p["fc_b"])
+
+
+def fnnet_resnet(x, y, lowering="auto"):
+    params = resnet18_params(jax.random.key(0))
+    x, y = jnp.asarray(x), jnp.asarray(y)
+
+    def loss(p):
+        return losses.softmax_cross_entropy_with_integer_labels(resnet18_apply(p, x), y)
+
+    grad = jax.jit(jax.value_and_grad(loss))
+    with F.conv_lowering(lowering):
+        compiled = grad.lower(params).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+    def run():
+        jax.block_until_ready(compiled(params))
+    return run, flops
+
+
+def torch_resnet(x, y):
+    import torch
+    t = torch.nn
+    torch.manual_seed(0)
+
+    class Block(t.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1, self.bn1 = t.Conv2d(cin, cout, 3, stride, 1, bias=False), t.BatchNorm2d(cout)
+            self.c2, self.bn2 = t.Conv2d(cout, cout, 3, 1, 1, bias=False), t.BatchNorm2d(cout)
+            self.proj = None
+            if stride != 1 or cin != cout:
+                self.proj = t.Sequential(t.Conv2d(cin, cout, 1, stride, bias=False), t.BatchNorm2d(cout))
+
+        def forward(self, h):
+            out = self.bn2(self.c2(torch.relu(self.bn1(self.c1(h)))))
+            return torch.relu(out + (h if self.proj is None else self.proj(h)))
+
+    layers = [t.Conv2d(3, 64, 7, 2, 3, bias=False), t.BatchNorm2d(64), t.ReLU(), t.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for cout, stride in STAGES:
+        layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
+        cin = cout
+    layers += [t.AdaptiveAvgPool2d(1), t.Flatten(), t.Linear(512, 1000)]
+    model = t.Sequential(*layers).train()
+    xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous()
+    yt = torch.tensor(y).long()
+
+    def run():
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(xt), yt).backward()
+    return run
+
+
+def matmul_peak(n=1024, rounds=7):
+    """Median GFLOP/s of an n x n x n float32 matmul under jit."""
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
+    mm = jax.jit(lambda u, v: u @ v)
+    mm(a, a).block_until_ready()
+    ts = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(5):
+            out = mm(a, a)
+        out.block_until_ready()
+        ts.append((time.perf_counter() - t) / 5)
+    return 2 * n ** 3 / statistics.median(ts) / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--skip-resnet", action="store_true")
+    args = parser.parse_args()
+    try:
+        import torch
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}"
+          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if have_torch else ""))
+
+    x, y = lenet_data()
+    runs = {"fnnet": fnnet_lenet(x, y), "fnnet[xla]": fnnet_lenet(x, y, "xla"),
+            "fnnet[matmul]": fnnet_lenet(x, y, "matmul"), "jax": jax_lenet(x, y)}
+    if have_torch:
+        runs["torch"] = torch_lenet(x, y)
+    med = timed_rounds(runs, args.rounds, {k: 10 for k in runs})
+    print("\nLeNet-5 train step, batch 128 (median ms per step; ratio = fnnet / other)")
+    for k, v in med.items():
+        print(f"  {k:14s} {v:8.2f} ms   fnnet/{k} = {med['fnnet'] / v:.2f}")
+
+    if args.skip_resnet:
+        return
+    xr = np.random.default_rng(1).normal(size=(8, 224, 224, 3)).astype(np.float32)
+    yr = np.random.default_rng(2).integers(0, 1000, size=8).astype(np.int32)
+    fn_auto, flops = fnnet_resnet(xr, yr)
+    fn_xla, _ = fnnet_resnet(xr, yr, "xla")
+    runs = {"fnnet": fn_auto, "fnnet[xla]": fn_xla}
+    if have_torch:
+        runs["torch"] = torch_resnet(xr, yr)
+    rounds = max(3, args.rounds // 2)
+    med = timed_rounds(runs, rounds, {k: 1 for k in runs})
+    peak = matmul_peak()
+    print(f"\nResNet-18 forward+backward, batch 8, 224x224 (median ms of {rounds}; ratio = fnnet / other)")
+    for k, v in med.items():
+        print(f"  {k:14s} {v:9.1f} ms   fnnet/{k} = {med['fnnet'] / v:.2f}")
+    achieved = flops / (med["fnnet"] / 1e3) / 1e9
+    print(f"  XLA flop count {flops / 1e9:.1f} GFLOP -> fnnet {achieved:.1f} GFLOP/s, "
+          f"matmul peak {peak:.1f} GFLOP/s ({achieved / peak:.1%} of peak)")
+
+
+if __name__ == "__main__":
+    main()
