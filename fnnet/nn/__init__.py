@@ -5,3 +5,4 @@ Imports: fnnet.functional, fnnet.init.
 from fnnet.nn.module import *  # noqa: F401,F403
 from fnnet.nn.layers import *  # noqa: F401,F403
 from fnnet.nn.conv import *  # noqa: F401,F403
+from fnnet.nn.recurrent import *  # noqa: F401,F403
