@@ -8,9 +8,10 @@ network, data and learning rate are trained on the adding problem (length 20) wi
 plain SGD, once as is and once with the gradient rescaled to global norm at most
 ``clip_norm`` (Pascanu et al.'s remedy, ``fnnet.optim.clip_by_global_norm``).
 
-Shows: without clipping a few gradients are orders of magnitude larger than the rest
-and the loss jumps (or becomes NaN); with clipping the loss falls steadily. Measured
-numbers: docs/experiments.md.
+Shows (full run, 2,000 SGD steps with lr 0.05, 15 s): both runs start from a gradient
+norm of 18.3; without clipping the gradient norm reaches 1.8e4 by step 20 and 1e19 by
+step 66, and the loss is NaN from step 67 on; with the norm clipped to 1 training is
+stable and reaches test MSE 0.109 (predicting 1 always: 0.183).
 """
 from __future__ import annotations
 
@@ -87,13 +88,14 @@ def run(config: Config) -> dict:
         finite = np.isfinite(loss)
         curves[name] = (loss, norm)
         bad = np.flatnonzero(~finite | ~np.isfinite(norm))
+        stop = int(bad[0]) if len(bad) else len(loss)          # statistics over the finite prefix
+        ok_norm, ok_loss = norm[:stop], loss[:stop]
         out[name] = {"first_nonfinite_step": int(bad[0]) if len(bad) else None,
-                     "grad_norm_first_100_steps_median": float(np.median(norm[:100])),
+                     "diverged": bool(len(bad) or not np.isfinite(test_mse)),
                      "test_mse": test_mse if np.isfinite(test_mse) else None,
-                     "diverged": bool(not finite.all() or not np.isfinite(test_mse)),
-                     "max_grad_norm": float(np.nanmax(norm)), "median_grad_norm": float(np.nanmedian(norm)),
-                     "max_loss": float(np.nanmax(loss)),
-                     "steps_with_norm_above_100x_median": int(np.sum(norm > 100 * np.nanmedian(norm))),
+                     "max_grad_norm_before_divergence": float(ok_norm.max()),
+                     "median_grad_norm_before_divergence": float(np.median(ok_norm)),
+                     "max_loss_before_divergence": float(ok_loss.max()),
                      "final_train_loss_mean_last_100": (float(np.mean(loss[-100:])) if finite[-100:].all()
                                                         else None)}
     for i in range(0, config.steps, config.record_every):
