@@ -26,14 +26,16 @@ its last valid step and zeroes its outputs there, so the final carry is the stat
 length* (PyTorch's packed sequences): the backward direction starts at the last valid
 step, not at the padding.
 
-Imports: jax only.
+Imports: jax (and numpy, for the float0 cotangent of a mask).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnnet.functional._checks import bias_add, check_floating, check_rank
 
@@ -336,21 +338,213 @@ def rnn_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None,
 
 
 def gru_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None, reverse: bool = False,
-                 unroll: int = 1, reset_after: bool = True):
+                 unroll: int = 1, reset_after: bool = True, implementation: str = "fused"):
     """:func:`gru_cell` over ``xs (N, T, F)``; same result as ``scan(gru_cell, ...)``.
+
+    ``implementation="fused"`` (``reset_after=True`` only; otherwise ``"scan"`` is used)
+    runs a hand-written backward pass that computes the weight gradients as one matmul
+    over all time steps; ``"scan"`` lets JAX differentiate the scan.
 
     Returns ``(h_final, ys (N, T, h))``.
     """
+    _check_impl("gru_sequence", implementation)
     _check_params("gru_sequence", params, 3)
+    if implementation == "fused" and reset_after:
+        _check_input("gru_sequence", params, xs)
+        return _fused_sequence("gru_sequence", lambda x, m: _gru_fused(
+            params["w_ih"], params["w_hh"], params["b_ih"], params["b_hh"], carry, x, m, unroll),
+            xs, lengths, reverse)
     return _sequence("gru_sequence", lambda p, c, x: _gru_recur(p, c, x, reset_after),
                      params, carry, xs, lengths, reverse, unroll)
 
 
 def lstm_sequence(params: dict, carry: tuple, xs: jax.Array, *, lengths=None, reverse: bool = False,
-                  unroll: int = 1):
+                  unroll: int = 1, implementation: str = "fused"):
     """:func:`lstm_cell` over ``xs (N, T, F)``; same result as ``scan(lstm_cell, ...)``.
+
+    ``implementation="fused"`` (without peepholes; otherwise ``"scan"`` is used) runs a
+    hand-written backward pass that computes the weight gradients as one matmul over
+    all time steps; ``"scan"`` lets JAX differentiate the scan.
 
     Returns ``((h_final, c_final), ys (N, T, h))``.
     """
+    _check_impl("lstm_sequence", implementation)
     _check_params("lstm_sequence", params, 4, (("w_peephole", lambda h: (3, h)),))
+    if implementation == "fused" and "w_peephole" not in params:
+        _check_input("lstm_sequence", params, xs)
+        return _fused_sequence("lstm_sequence", lambda x, m: _lstm_fused(
+            params["w_ih"], params["w_hh"], params["b_ih"], params["b_hh"], carry[0], carry[1], x, m, unroll),
+            xs, lengths, reverse)
     return _sequence("lstm_sequence", _lstm_recur, params, carry, xs, lengths, reverse, unroll)
+
+
+def _check_impl(name, implementation):
+    if implementation not in ("fused", "scan"):
+        raise ValueError(f"{name}: expected implementation 'fused' or 'scan', got {implementation!r}")
+
+
+# ---------------------------------------------------------------------------
+# Fused whole-sequence kernels with a hand-written backward pass
+#
+# Autodiff of ``lax.scan`` accumulates dW_hh inside the backward loop: every step adds
+# an (h, N) x (N, G*h) product into a (h, G*h) carry, so the weight gradient is read and
+# written T times. The custom VJPs below let the backward loop carry only (dh[, dc])
+# and emit the pre-activation gradients of every step; the weight gradients are then
+# one (h, T*N) x (T*N, G*h) matmul each, after the loop. Inputs are time-major here.
+
+def _mask3(mask_tm, like):
+    return None if mask_tm is None else mask_tm.astype(like.dtype).reshape(mask_tm.shape + (1,))
+
+
+def _masked(m, new, old):
+    return new if m is None else m * new + (1 - m) * old
+
+
+def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):
+    hid = h0.shape[-1]
+    xp = jnp.einsum("tnf,fg->tng", xs, w_ih) + (b_ih + b_hh).reshape(1, 1, -1)
+    m3 = _mask3(mask, xs)
+
+    def step(carry, inp):
+        h, c = carry
+        xp_t, m_t = inp
+        g = xp_t + h @ w_hh
+        i = jax.nn.sigmoid(g[:, :hid])
+        f = jax.nn.sigmoid(g[:, hid:2 * hid])
+        gg = jnp.tanh(g[:, 2 * hid:3 * hid])
+        o = jax.nn.sigmoid(g[:, 3 * hid:])
+        c_new = f * c + i * gg
+        h_new = o * jnp.tanh(c_new)
+        y = h_new if m_t is None else m_t * h_new
+        res = (jnp.concatenate([i, f, gg, o], axis=-1), c_new, h, c) if keep else None
+        return (_masked(m_t, h_new, h), _masked(m_t, c_new, c)), (y, res)
+
+    (h, c), (ys, res) = jax.lax.scan(step, (h0, c0), (xp, m3), unroll=unroll)
+    return (h, c), ys, res
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8,))
+def _lstm_fused(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll):
+    (h, c), ys, _ = _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, False)
+    return (h, c), ys
+
+
+def _lstm_fused_fwd(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll):
+    (h, c), ys, res = _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, True)
+    return ((h, c), ys), (w_ih, w_hh, xs, mask, res)
+
+
+def _lstm_fused_bwd(unroll, res, cts):
+    w_ih, w_hh, xs, mask, (gates, cs, h_prev, c_prev) = res
+    (dh_T, dc_T), dys = cts
+    hid = dh_T.shape[-1]
+    m3 = _mask3(mask, xs)
+    w_hh_t = w_hh.T
+
+    def step(carry, inp):
+        dh, dc = carry
+        dy, g, c, cp, m_t = inp
+        i, f, gg, o = g[:, :hid], g[:, hid:2 * hid], g[:, 2 * hid:3 * hid], g[:, 3 * hid:]
+        if m_t is None:
+            dh_new, dc_new = dh + dy, dc
+        else:
+            dh_new, dc_new = m_t * (dh + dy), m_t * dc
+        tc = jnp.tanh(c)
+        dc_tot = dc_new + dh_new * o * (1 - tc * tc)
+        da = jnp.concatenate([dc_tot * gg * i * (1 - i), dc_tot * cp * f * (1 - f),
+                              dc_tot * i * (1 - gg * gg), dh_new * tc * o * (1 - o)], axis=-1)
+        dh_prev = da @ w_hh_t
+        dc_prev = dc_tot * f
+        if m_t is not None:
+            dh_prev = dh_prev + (1 - m_t) * dh
+            dc_prev = dc_prev + (1 - m_t) * dc
+        return (dh_prev, dc_prev), da
+
+    (dh0, dc0), da = jax.lax.scan(step, (dh_T, dc_T), (dys, gates, cs, c_prev, m3), reverse=True,
+                                  unroll=unroll)
+    d_w_hh = jnp.einsum("tnh,tng->hg", h_prev, da)
+    d_w_ih = jnp.einsum("tnf,tng->fg", xs, da)
+    d_b = jnp.sum(da, axis=(0, 1))
+    d_xs = jnp.einsum("tng,fg->tnf", da, w_ih)
+    d_mask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
+    return d_w_ih, d_w_hh, d_b, d_b, dh0, dc0, d_xs, d_mask
+
+
+_lstm_fused.defvjp(_lstm_fused_fwd, _lstm_fused_bwd)
+
+
+def _gru_forward(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll, keep):
+    hid = h0.shape[-1]
+    xp = jnp.einsum("tnf,fg->tng", xs, w_ih) + b_ih.reshape(1, 1, -1)
+    m3 = _mask3(mask, xs)
+    b = b_hh.reshape(1, -1)
+
+    def step(h, inp):
+        xp_t, m_t = inp
+        gh = h @ w_hh + b
+        r = jax.nn.sigmoid(xp_t[:, :hid] + gh[:, :hid])
+        z = jax.nn.sigmoid(xp_t[:, hid:2 * hid] + gh[:, hid:2 * hid])
+        n = jnp.tanh(xp_t[:, 2 * hid:] + r * gh[:, 2 * hid:])
+        h_new = (1 - z) * n + z * h
+        y = h_new if m_t is None else m_t * h_new
+        res = jnp.concatenate([r, z, n, gh[:, 2 * hid:]], axis=-1) if keep else None
+        return _masked(m_t, h_new, h), (y, h, res)
+
+    h, (ys, h_prev, res) = jax.lax.scan(step, h0, (xp, m3), unroll=unroll)
+    return h, ys, h_prev, res
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
+def _gru_fused(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll):
+    h, ys, _, _ = _gru_forward(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll, False)
+    return h, ys
+
+
+def _gru_fused_fwd(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll):
+    h, ys, h_prev, res = _gru_forward(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll, True)
+    return (h, ys), (w_ih, w_hh, xs, mask, h_prev, res)
+
+
+def _gru_fused_bwd(unroll, res, cts):
+    w_ih, w_hh, xs, mask, h_prev, gates = res
+    dh_T, dys = cts
+    hid = dh_T.shape[-1]
+    m3 = _mask3(mask, xs)
+    w_hh_t = w_hh.T
+
+    def step(dh, inp):
+        dy, g, hp, m_t = inp
+        r, z, n, ghn = g[:, :hid], g[:, hid:2 * hid], g[:, 2 * hid:3 * hid], g[:, 3 * hid:]
+        d = dh + dy if m_t is None else m_t * (dh + dy)
+        dan = d * (1 - z) * (1 - n * n)
+        daz = d * (hp - n) * z * (1 - z)
+        dar = dan * ghn * r * (1 - r)
+        dgh = jnp.concatenate([dar, daz, dan * r], axis=-1)
+        dxp = jnp.concatenate([dar, daz, dan], axis=-1)
+        dh_prev = d * z + dgh @ w_hh_t
+        if m_t is not None:
+            dh_prev = dh_prev + (1 - m_t) * dh
+        return dh_prev, (dgh, dxp)
+
+    dh0, (dgh, dxp) = jax.lax.scan(step, dh_T, (dys, gates, h_prev, m3), reverse=True, unroll=unroll)
+    d_w_hh = jnp.einsum("tnh,tng->hg", h_prev, dgh)
+    d_w_ih = jnp.einsum("tnf,tng->fg", xs, dxp)
+    d_xs = jnp.einsum("tng,fg->tnf", dxp, w_ih)
+    d_mask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
+    return d_w_ih, d_w_hh, jnp.sum(dxp, axis=(0, 1)), jnp.sum(dgh, axis=(0, 1)), dh0, d_xs, d_mask
+
+
+_gru_fused.defvjp(_gru_fused_fwd, _gru_fused_bwd)
+
+
+def _fused_sequence(name, run, xs, lengths, reverse):
+    """Time-major plumbing of a fused kernel: ``run(xs_tm, mask_tm) -> (carry, ys_tm)``."""
+    _check_sequence(name, xs, lengths)
+    if reverse:
+        xs = reverse_padded(xs, lengths)
+    mask = None if lengths is None else sequence_mask(lengths, xs.shape[1]).T
+    carry, ys = run(jnp.swapaxes(xs, 0, 1), mask)
+    ys = jnp.swapaxes(ys, 0, 1)
+    if reverse:
+        ys = reverse_padded(ys, lengths)
+    return carry, ys

@@ -99,7 +99,10 @@ def test_cell_and_sequence_match_numpy(name, G, cell, seq, ref, peep, rng):
     rc1, ry1 = ref(p, c0, xs[:, 0])
     np.testing.assert_allclose(y1, ry1, rtol=1e-5, atol=1e-5)
     # generic scan and the hoisted sequence kernel
-    for got_c, got_y in (F.scan(cell, jp, c0, xs), seq(jp, c0, xs)):
+    outs = [F.scan(cell, jp, c0, xs), seq(jp, c0, xs)]
+    if name.startswith(("gru", "lstm")):
+        outs.append(seq(jp, c0, xs, implementation="scan"))
+    for got_c, got_y in outs:
         np.testing.assert_allclose(got_y, want_y, rtol=1e-5, atol=1e-5)
         for a, b in zip(jax.tree.leaves(got_c), jax.tree.leaves(want_c)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
@@ -110,7 +113,7 @@ def test_cell_and_sequence_match_numpy(name, G, cell, seq, ref, peep, rng):
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("name,G,cell,seq,ref,peep", [CASES[2], CASES[5]], ids=["gru", "lstm_peephole"])
+@pytest.mark.parametrize("name,G,cell,seq,ref,peep", [CASES[2], CASES[4]], ids=["gru", "lstm"])
 def test_masking_equals_each_sequence_alone(name, G, cell, seq, ref, peep, reverse, rng):
     p = make_params(rng, FIN, H, G, peep)
     xs = rng.normal(size=(N, T, FIN)).astype(np.float32)
@@ -118,6 +121,7 @@ def test_masking_equals_each_sequence_alone(name, G, cell, seq, ref, peep, rever
     c0 = carry0(name, rng)
     jp = jax.tree.map(jnp.asarray, p)
     for got_c, got_y in (seq(jp, c0, xs, lengths=jnp.asarray(lengths), reverse=reverse),
+                         seq(jp, c0, xs, lengths=jnp.asarray(lengths), reverse=reverse, implementation="scan"),
                          F.scan(cell, jp, c0, xs, lengths=jnp.asarray(lengths), reverse=reverse)):
         for n, L in enumerate(lengths):
             x_n = xs[n:n + 1, :L]
@@ -164,13 +168,16 @@ def test_helpers_against_numpy():
     np.testing.assert_array_equal(F.sequence_mask(jnp.asarray(lengths), 4), [[1, 1, 1, 0], [1, 1, 1, 1]])
 
 
-@pytest.mark.parametrize("name,G,seq,peep,lengths", [
-    ("gru", 3, F.gru_sequence, False, None),
-    ("gru_cho", 3, functools.partial(F.gru_sequence, reset_after=False), False, (3, 2)),
-    ("rnn", 1, F.rnn_sequence, False, None),
-    ("lstm", 4, F.lstm_sequence, True, (3, 1)),
+@pytest.mark.parametrize("name,G,seq,peep,lengths,reverse", [
+    ("gru", 3, F.gru_sequence, False, (3, 2), True),                  # fused backward, masked
+    ("gru", 3, functools.partial(F.gru_sequence, implementation="scan"), False, None, False),
+    ("gru_cho", 3, functools.partial(F.gru_sequence, reset_after=False), False, (3, 2), False),
+    ("rnn", 1, F.rnn_sequence, False, None, True),
+    ("lstm", 4, F.lstm_sequence, False, (3, 1), False),               # fused backward, masked
+    ("lstm", 4, F.lstm_sequence, False, None, True),                  # fused backward
+    ("lstm", 4, F.lstm_sequence, True, (3, 1), True),                 # peepholes: autodiff of the scan
 ])
-def test_gradients_through_the_scan_float64(name, G, seq, peep, lengths, x64, rng):
+def test_gradients_through_the_scan_float64(name, G, seq, peep, lengths, reverse, x64, rng):
     p = make_params(rng, 3, 2, G, peep, dtype=np.float64)
     xs = rng.normal(size=(2, 3, 3))
     h0 = rng.normal(size=(2, 2))
@@ -180,7 +187,7 @@ def test_gradients_through_the_scan_float64(name, G, seq, peep, lengths, x64, rn
     w = jnp.asarray(rng.normal(size=(2, 3, 2)))
 
     def f(t):
-        c, ys = seq(t["params"], t["c0"], t["xs"], lengths=L)
+        c, ys = seq(t["params"], t["c0"], t["xs"], lengths=L, reverse=reverse)
         return jnp.sum(ys * w) + jnp.sum(jax.tree.leaves(c)[0] ** 2)
 
     assert central_difference_error(f, tree) < 1e-7
