@@ -11,3 +11,4 @@ from fnnet.data.datasets import *  # noqa: F401,F403
 from fnnet.data.files import *  # noqa: F401,F403
 from fnnet.data.splits import *  # noqa: F401,F403
 from fnnet.data import sequences  # noqa: F401
+from fnnet.data import augment  # noqa: F401
