@@ -13,11 +13,14 @@ run starting from the same initial weights and seeing the same shuffles
    ``lr0 / (1 + k epoch)``, ``lr0 / sqrt(epoch)``, exponential 0.9^epoch, cosine, and the
    triangular cyclical rate.
 
-What it shows (default config, 20 epochs; docs/experiments.md has the table): after 20
-epochs the momentum methods and the adaptive ones at their usual rates all reach about
-96-98% dev accuracy, plain GD and Adadelta lag; batch GD (20 steps in all) is far behind
-per epoch, stochastic GD gets there in the first epochs but noisily; decaying the rate
-smooths the last epochs without changing the final accuracy much on this easy problem.
+What it shows (default config, 20 epochs, seed 0; test accuracy in docs/experiments.md):
+every optimizer at its usual rate ends at 96.4-97.5% dev accuracy (95.0-96.4% test) on
+this easy problem, the momentum and adaptive methods getting there in fewer epochs than
+plain GD; batch GD (one step per epoch, 20 steps in all) reaches only 92.2% dev while
+mini-batch (96.9%) and stochastic GD (96.9%, noisier) converge within a few epochs;
+the decays (inverse-time, 1/sqrt(epoch), exponential, cosine, cyclical) end at
+96.4-97.8% dev against 96.9% for the constant rate: they smooth the last epochs rather
+than change the result here.
 """
 from __future__ import annotations
 
