@@ -74,7 +74,8 @@ def train(model: nn.Module, config: Config, x, y, x_test, y_test):
     Returns the parameter count and the per-evaluation curves, each ``(num_seeds, evals)``.
     """
     seeds = config.seed + jnp.arange(config.num_seeds)
-    params, state = jax.vmap(lambda s: model.init(jax.random.key(s), x[:1]))(seeds)
+    spec = jax.ShapeDtypeStruct((1, x.shape[1]), x.dtype)
+    params, state = jax.jit(jax.vmap(lambda s: model.init(jax.random.key(s), spec)))(seeds)
     state = jax.tree.map(lambda a: a[0], state)
     opt = optim.adam(config.learning_rate)
     n, b = x.shape[0], config.batch_size

@@ -1,18 +1,17 @@
-"""Reduced optimizers_digits: two epochs of three runs."""
+"""Reduced optimizers_digits: two epochs of batch vs mini-batch gradient descent."""
 from fnnet.cli import load_experiment
 
 
 def test_optimizers_digits_reduced(tmp_path):
     exp = load_experiment("optimizers_digits")
-    config = exp.Config(epochs=2, learning_rates=(("momentum", 0.05),),
-                        batch_learning_rates=(("batch", 0.3), ("minibatch", 0.1)),
-                        studies=("optimizers", "batch_size"), stratify=False)
+    config = exp.Config(epochs=2, batch_learning_rates=(("batch", 0.3), ("minibatch", 0.1)),
+                        studies=("batch_size",), stratify=False)
     result = exp.run(config)
     assert result["n_train"] + result["n_dev"] + result["n_test"] == 1797
-    assert set(result["runs"]) == {"optimizers/momentum", "batch_size/batch", "batch_size/minibatch"}
+    assert set(result["runs"]) == {"batch_size/batch", "batch_size/minibatch"}
     assert result["runs"]["batch_size/batch"]["batch_size"] == result["n_train"]
     assert [h["epoch"] for h in result["history"]] == [1, 2]
-    assert result["runs"]["optimizers/momentum"]["dev_accuracy"] > 0.85
+    assert result["runs"]["batch_size/minibatch"]["dev_accuracy"] > 0.75
     # two full-batch steps against ~34 mini-batch steps: mini-batches learn far more per epoch
     assert result["runs"]["batch_size/minibatch"]["dev_accuracy"] > result["runs"]["batch_size/batch"]["dev_accuracy"]
     assert len(exp.plot(result, tmp_path)) == 1
