@@ -1,0 +1,17 @@
+"""A reduced run of batchnorm_depth."""
+import math
+
+from fnnet.cli import load_experiment as load
+
+
+def test_batchnorm_depth_reduced(tmp_path):
+    exp = load("batchnorm_depth")
+    cfg = exp.Config(depth=8, width=32, learning_rates=(0.2,), steps=300, eval_every=50,
+                     target_accuracy=0.3)
+    result = exp.run(cfg)
+    plain, bn = result["runs"]["plain lr=0.2"], result["runs"]["batch_norm lr=0.2"]
+    # at a large learning rate the deep plain MLP does not train; with batch norm it does
+    assert bn["steps_to_target"] is not None and bn["best_dev_accuracy"] > 0.3
+    assert math.isnan(plain["best_dev_accuracy"]) or plain["best_dev_accuracy"] < bn["best_dev_accuracy"]
+    assert {h["run"] for h in result["history"]} == {"plain lr=0.2", "batch_norm lr=0.2"}
+    assert exp.plot(result, tmp_path)
