@@ -13,12 +13,10 @@ checkpoint's ``weight_ih_l0`` is ``w_ih.T``.
 Sequences are **batch-major**: ``xs`` has shape ``(N, T, F)`` and outputs ``(N, T, h)``
 (PyTorch's ``batch_first=True``). Internally the scan runs time-major.
 
-Each cell is split in two: the input projection ``x_t W_ih + b_ih``, which does not
-depend on the carry, and the recurrent part. :func:`rnn_sequence`,
-:func:`gru_sequence` and :func:`lstm_sequence` compute the projection for all time
-steps as one ``(N*T, F) x (F, G*h)`` matmul before the scan, so only the small
-``(N, h) x (h, G*h)`` matmul stays inside the loop. :func:`scan` runs any cell (yours
-too), one call per step.
+:func:`scan` runs any cell (yours too), one call per step. :func:`rnn_sequence`,
+:func:`gru_sequence` and :func:`lstm_sequence` run the built-in cells; the LSTM and GRU
+ones default to a fused kernel with a hand-written backward pass whose loop carries
+only ``dh`` (``dc``) and whose weight gradients are one matmul over all time steps.
 
 Padded variable-length sequences: ``lengths (N,)`` freezes each sequence's carry after
 its last valid step and zeroes its outputs there, so the final carry is the state at
@@ -308,15 +306,17 @@ def scan(cell: Callable, params: Any, carry: Any, xs: jax.Array, *, lengths: jax
 
 
 def _sequence(name, recur, params, carry, xs, lengths, reverse, unroll):
-    """Hoisted projection of every time step, then the recurrent half under ``lax.scan``."""
+    """The built-in cell under ``lax.scan`` (time-major inside), masked and reversed as asked."""
     _check_input(name, params, xs)
     _check_sequence(name, xs, lengths)
     padded_reverse = reverse and lengths is not None
     if padded_reverse:
         xs = reverse_padded(xs, lengths)
-    xp = _project(params, jnp.swapaxes(xs, 0, 1))          # (T, N, G*h), one big matmul
     mask_tm = None if lengths is None else sequence_mask(lengths, xs.shape[1]).T
-    carry, ys = _run(lambda c, x_t: recur(params, c, x_t), carry, xp, mask_tm,
+    # The input projection stays inside the loop: hoisting it out as one (T*N, F) matmul
+    # was measured slower on CPU (docs/recurrent.md).
+    carry, ys = _run(lambda c, x_t: recur(params, c, _project(params, x_t)), carry,
+                     jnp.swapaxes(xs, 0, 1), mask_tm,
                      reverse and not padded_reverse, unroll)
     ys = jnp.swapaxes(ys, 0, 1)
     if padded_reverse:
@@ -402,13 +402,13 @@ def _masked(m, new, old):
 
 def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):
     hid = h0.shape[-1]
-    xp = jnp.einsum("tnf,fg->tng", xs, w_ih) + (b_ih + b_hh).reshape(1, 1, -1)
+    b = (b_ih + b_hh).reshape(1, -1)
     m3 = _mask3(mask, xs)
 
     def step(carry, inp):
         h, c = carry
-        xp_t, m_t = inp
-        g = xp_t + h @ w_hh
+        x_t, m_t = inp
+        g = x_t @ w_ih + h @ w_hh + b
         i = jax.nn.sigmoid(g[:, :hid])
         f = jax.nn.sigmoid(g[:, hid:2 * hid])
         gg = jnp.tanh(g[:, 2 * hid:3 * hid])
@@ -419,7 +419,7 @@ def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):
         res = (jnp.concatenate([i, f, gg, o], axis=-1), c_new, h, c) if keep else None
         return (_masked(m_t, h_new, h), _masked(m_t, c_new, c)), (y, res)
 
-    (h, c), (ys, res) = jax.lax.scan(step, (h0, c0), (xp, m3), unroll=unroll)
+    (h, c), (ys, res) = jax.lax.scan(step, (h0, c0), (xs, m3), unroll=unroll)
     return (h, c), ys, res
 
 
@@ -475,12 +475,13 @@ _lstm_fused.defvjp(_lstm_fused_fwd, _lstm_fused_bwd)
 
 def _gru_forward(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll, keep):
     hid = h0.shape[-1]
-    xp = jnp.einsum("tnf,fg->tng", xs, w_ih) + b_ih.reshape(1, 1, -1)
     m3 = _mask3(mask, xs)
     b = b_hh.reshape(1, -1)
+    bi = b_ih.reshape(1, -1)
 
     def step(h, inp):
-        xp_t, m_t = inp
+        x_t, m_t = inp
+        xp_t = x_t @ w_ih + bi
         gh = h @ w_hh + b
         r = jax.nn.sigmoid(xp_t[:, :hid] + gh[:, :hid])
         z = jax.nn.sigmoid(xp_t[:, hid:2 * hid] + gh[:, hid:2 * hid])
@@ -490,7 +491,7 @@ def _gru_forward(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll, keep):
         res = jnp.concatenate([r, z, n, gh[:, 2 * hid:]], axis=-1) if keep else None
         return _masked(m_t, h_new, h), (y, h, res)
 
-    h, (ys, h_prev, res) = jax.lax.scan(step, h0, (xp, m3), unroll=unroll)
+    h, (ys, h_prev, res) = jax.lax.scan(step, h0, (xs, m3), unroll=unroll)
     return h, ys, h_prev, res
 
 
