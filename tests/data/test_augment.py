@@ -38,10 +38,11 @@ def test_vmap_over_keys_and_compose_keeps_labels(images):
     xa, ya = jax.jit(aug)(jax.random.key(0), (images, labels))
     assert xa.shape == images.shape
     np.testing.assert_array_equal(ya, labels)
-    keys = jax.random.split(jax.random.key(1), 3)
-    many = jax.vmap(lambda k: aug(k, images))(keys)
-    assert many.shape == (3,) + images.shape
-    np.testing.assert_allclose(many[1], aug(keys[1], images), rtol=1e-5, atol=1e-6)
+    cheap = A.compose(ALL["flip"], ALL["crop"], ALL["color"])
+    keys = jax.random.split(jax.random.key(1), 2)
+    many = jax.vmap(lambda k: cheap(k, images))(keys)
+    assert many.shape == (2,) + images.shape
+    np.testing.assert_allclose(many[1], cheap(keys[1], images), rtol=1e-6, atol=1e-6)
 
 
 def test_flip_is_per_image_mirror(images):

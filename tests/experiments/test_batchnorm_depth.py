@@ -6,7 +6,7 @@ from fnnet.cli import load_experiment as load
 
 def test_batchnorm_depth_reduced(tmp_path):
     exp = load("batchnorm_depth")
-    cfg = exp.Config(depth=8, width=32, learning_rates=(0.2,), steps=300, eval_every=50,
+    cfg = exp.Config(depth=8, width=32, learning_rates=(0.2,), steps=150, eval_every=50,
                      target_accuracy=0.3)
     result = exp.run(cfg)
     plain, bn = result["runs"]["plain lr=0.2"], result["runs"]["batch_norm lr=0.2"]

@@ -13,13 +13,13 @@ def test_diagnose_rule():
 
 def test_bias_variance_reduced(tmp_path):
     exp = load("bias_variance")
-    result = exp.run(exp.Config(hidden=(64, 64), epochs=25, l2_lambdas=(1.0,), keep_probs=(0.5,)))
+    result = exp.run(exp.Config(hidden=(64, 64), epochs=15, l2_lambdas=(1.0,), keep_probs=(0.5,)))
     rows = {r["run"]: r for r in result["rows"]}
     assert set(rows) == {"none", "l2 lambda=1", "dropout keep=0.5"}
     none = rows["none"]
     assert none["train_error"] < 0.03 and none["dev_error"] > none["train_error"]
     assert rows["l2 lambda=1"]["diagnosis"] == "high bias"  # a huge penalty underfits
-    assert len(result["history"]) == 25
+    assert len(result["history"]) == 15
     assert "l2 lambda=1" in exp.format_table(result)
     paths = exp.plot(result, tmp_path)
     assert all((tmp_path / p.split("/")[-1]).stat().st_size > 0 for p in paths)
