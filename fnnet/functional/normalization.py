@@ -173,10 +173,9 @@ def layer_norm(x, scale=None, bias=None, *, axis: int | tuple[int, ...] = -1, ep
     name = "layer_norm"
     check_floating(name, "input", x)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    try:
-        axes = tuple(sorted({a % x.ndim if -x.ndim <= a < x.ndim else None for a in axes}))
-    except TypeError:
-        raise ValueError(f"{name}: axis {axis} out of range for input of shape {x.shape}") from None
+    if not axes or any(not -x.ndim <= a < x.ndim for a in axes):
+        raise ValueError(f"{name}: axis {axis} out of range for input of shape {x.shape}")
+    axes = tuple(sorted({a % x.ndim for a in axes}))
     ct = _compute_dtype(x)
     xhat = _normalise(x.astype(ct), axes, eps)
     pshape = tuple(x.shape[a] for a in axes)

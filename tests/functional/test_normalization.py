@@ -141,6 +141,8 @@ def test_errors_name_the_kernel():
         F.batch_norm(jnp.ones((2, 3), jnp.int32), None, None, jnp.zeros(3), jnp.ones(3), train=True)
     with pytest.raises(ValueError, match="group_norm.*num_groups"):
         F.group_norm(jnp.ones((2, 5)), num_groups=2)
+    with pytest.raises(ValueError, match="layer_norm.*axis"):
+        F.layer_norm(jnp.ones((2, 5)), axis=2)
     with pytest.raises(ValueError, match="layer_norm.*scale"):
         F.layer_norm(jnp.ones((2, 5)), jnp.ones(4))
 
