@@ -248,11 +248,18 @@ def test_lowering_context_and_default(rng):
     with F.conv_lowering("matmul"):
         b = jax.make_jaxpr(lambda v: F.conv(v, w))(x)
     assert "conv_general_dilated" in str(a) and "conv_general_dilated" not in str(b)
-    # "auto": on CPU, one input channel or a 1x1 window goes to matmul, the rest to XLA.
+    # "auto": on CPU, 1x1 windows, one input channel per group or small convs with few
+    # channels go to matmul, the rest to XLA.
     cpu = jax.default_backend() == "cpu"
-    for kernel, matmul_on_cpu in [(w, False), (w[:, :, :1], True), (w[:1, :1], True)]:
-        jaxpr = str(jax.make_jaxpr(lambda v, k=kernel: F.conv(v[..., :k.shape[2]], k))(x))
-        assert ("conv_general_dilated" not in jaxpr) == (cpu and matmul_on_cpu)
+    wide = jax.ShapeDtypeStruct((1, 6, 6, 16), jnp.float32)
+    big = jax.ShapeDtypeStruct((1, 200, 200, 2), jnp.float32)
+    big1 = jax.ShapeDtypeStruct((1, 200, 200, 1), jnp.float32)
+    for inp, kshape, matmul_on_cpu in [(x, (3, 3, 2, 2), True), (wide, (3, 3, 16, 2), False),
+                                       (big, (3, 3, 2, 2), False), (big1, (3, 3, 1, 2), True),
+                                       (wide, (1, 1, 16, 2), True)]:
+        kernel = jax.ShapeDtypeStruct(kshape, jnp.float32)
+        jaxpr = str(jax.make_jaxpr(lambda v, k: F.conv(v, k))(inp, kernel))
+        assert ("conv_general_dilated" not in jaxpr) == (cpu and matmul_on_cpu), (inp.shape, kshape)
     with pytest.raises(ValueError, match="conv_lowering"):
         with F.conv_lowering("fast"):
             pass
