@@ -51,6 +51,15 @@ def batch_norm(*, momentum: float = 0.1, eps: float = 1e-5, axis_name=None,
       axis_name: average the batch statistics over this mapped axis (``lax.pmean``).
       use_scale, use_bias: learn ``scale (C,)`` / ``bias (C,)``.
       dtype: dtype of params and state (default float32 whatever the input dtype).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> bn = batch_norm()
+      >>> x = jnp.arange(8.0).reshape(4, 2)
+      >>> params, state = bn.init(jax.random.key(0), x)
+      >>> y, state = bn.apply(params, state, x, train=True)
+      >>> state["mean"]  # 0.9 * 0 + 0.1 * batch mean
+      Array([0.3, 0.4], dtype=float32)
     """
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"{name}: expected momentum in [0, 1], got {momentum}")
@@ -132,6 +141,14 @@ def dropout(rate: float, *, name: str = "dropout") -> Module:
 
     ``rate`` is the *drop* probability, in [0, 1). ``apply(..., train=True)`` needs a
     ``key``; the same key gives the same mask.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> layer = dropout(0.5)
+      >>> params, state = layer.init(jax.random.key(0), jnp.ones((2, 4)))
+      >>> y, _ = layer.apply(params, state, jnp.ones((2, 4)), key=jax.random.key(1), train=True)
+      >>> sorted(set(y.ravel().tolist()) - {0.0})  # survivors scaled by 1 / (1 - 0.5)
+      [2.0]
     """
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
         raise ValueError(f"{name}: expected a drop rate in [0, 1), got {rate!r}")
