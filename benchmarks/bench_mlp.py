@@ -21,7 +21,7 @@ import numpy as np
 from fnnet import losses, nn, optim, train
 
 BATCH, SIZES, LR = 64, (64, 512, 512, 10), 0.05
-ROUNDS, REPS = 15, 50
+ROUNDS, REPS = 21, 50
 
 
 def fnnet_step(x, y):
@@ -35,6 +35,7 @@ def fnnet_step(x, y):
     def run():
         carry[0], carry[1], carry[2], loss = step(carry[0], carry[1], carry[2], x, y, key)
         return loss
+    run.flops = flops(step, *carry, x, y, key)
     return run
 
 
@@ -61,6 +62,7 @@ def plain_jax_step(x, y):
     def run():
         carry[0], loss = step(carry[0], x, y)
         return loss
+    run.flops = flops(step, params, x, y)
     return run
 
 
@@ -70,7 +72,7 @@ def torch_step(x, y):
     model = torch.nn.Sequential(torch.nn.Linear(64, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512),
                                 torch.nn.ReLU(), torch.nn.Linear(512, 10))
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-    xt, yt = torch.from_numpy(np.asarray(x)), torch.from_numpy(np.asarray(y)).long()
+    xt, yt = torch.tensor(np.asarray(x)), torch.tensor(np.asarray(y)).long()
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def run():
@@ -86,19 +88,33 @@ def block(x):
     return x.block_until_ready() if hasattr(x, "block_until_ready") else x
 
 
-def measure(runners: dict) -> dict:
+def measure(runners: dict) -> tuple[dict, dict]:
+    """Median time per step of each runner, and the median over rounds of each runner's
+    time divided by fnnet's in the same round (the order alternates between rounds, so
+    a slow spell of the shared machine hits every runner of a round alike)."""
     for run in runners.values():  # compile and warm up
         for _ in range(5):
             block(run())
     times = {name: [] for name in runners}
-    for _ in range(ROUNDS):
-        for name, run in runners.items():
+    names = list(runners)
+    for r in range(ROUNDS):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            run = runners[name]
             start = time.perf_counter()
             for _ in range(REPS):
                 out = run()
             block(out)
             times[name].append((time.perf_counter() - start) / REPS)
-    return {name: statistics.median(t) for name, t in times.items()}
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    ratios = {name: statistics.median(f / o for f, o in zip(times["fnnet"], t))
+              for name, t in times.items()}
+    return medians, ratios
+
+
+def flops(step, *args) -> float:
+    """XLA's flop count of the compiled ``step``."""
+    cost = step.lower(*args).compile().cost_analysis()
+    return (cost if isinstance(cost, dict) else cost[0])["flops"]
 
 
 def main():
@@ -110,10 +126,12 @@ def main():
         runners["PyTorch"] = torch_step(x, y)
     except ImportError:
         pass
-    medians = measure(runners)
-    print(f"mlp_digits train step (batch {BATCH}, {'-'.join(map(str, SIZES))}), median of {ROUNDS} rounds x {REPS}:")
+    medians, ratios = measure(runners)
+    print(f"mlp_digits train step (batch {BATCH}, {'-'.join(map(str, SIZES))}), {ROUNDS} rounds x {REPS}; "
+          f"load average {open('/proc/loadavg').read().split()[0]}:")
     for name, t in medians.items():
-        print(f"  {name:<10} {t * 1e6:8.1f} us   fnnet / {name} = {medians['fnnet'] / t:.3f}")
+        print(f"  {name:<10} {t * 1e6:8.1f} us   fnnet / {name} = {ratios[name]:.3f} (median of per-round ratios)")
+    print(f"  XLA flops per step: fnnet {runners['fnnet'].flops:,.0f}, plain JAX {runners['plain JAX'].flops:,.0f}")
 
 
 if __name__ == "__main__":
