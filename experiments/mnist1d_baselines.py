@@ -10,9 +10,10 @@ Models: linear 40 -> 10 (410 params); MLP 40 -> 100, ReLU, residual h + ReLU(W h
 100 -> 100, 100 -> 10 (15,210 params). The shuffled variant permutes the 40 positions
 with ``np.random.seed(42); np.random.permutation(40)``.
 
-The whole run is one compiled program: a ``lax.scan`` over 25 blocks, each an inner
-``lax.scan`` of 250 Adam steps (fnnet.optim.adam) ending at steps 0, 250, ..., 6000 and
-followed by a test evaluation (the first block's steps before 0 are no-ops). Eight seeds
+The whole run is one compiled program (``fnnet.train.in_order.fit_in_order``): a
+``lax.scan`` over 25 blocks, each an inner ``lax.scan`` of 250 Adam steps
+(fnnet.optim.adam) ending at steps 0, 250, ..., 6000 and followed by a test evaluation
+(the first block's steps before 0 are no-ops). Eight seeds
 (42..49) train at once under ``jax.vmap``; seed 42 is the headline.
 
 Reaches (seed 42; mean +- std over seeds 42..49): logistic 31.7% (31.5 +- 0.1),
@@ -26,14 +27,14 @@ MLP number is not reproduced by the published protocol in PyTorch either).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnnet import data, init, losses, metrics, nn, optim
+from fnnet import data, losses, metrics, nn, optim
+from fnnet.train.in_order import fit_in_order, torch_default_init
 
 PAPER = {"linear": 32.0, "mlp": 68.0}
 
@@ -53,10 +54,7 @@ class Config:
 
 def torch_linear(features: int) -> nn.Module:
     """A dense layer initialised like PyTorch's nn.Linear: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    def layer_init(key, x):
-        bound = 1.0 / math.sqrt(nn.spec_of(x).shape[-1])
-        return nn.dense(features, kernel_init=init.uniform(bound), bias_init=init.uniform(bound)).init(key, x)
-    return nn.Module(layer_init, nn.dense(features).apply, "dense")
+    return torch_default_init(nn.dense(features))
 
 
 def make_model(name: str, hidden: int) -> nn.Module:
@@ -78,7 +76,6 @@ def train(model: nn.Module, config: Config, x, y, x_test, y_test):
     params, state = jax.jit(jax.vmap(lambda s: model.init(jax.random.key(s), spec)))(seeds)
     state = jax.tree.map(lambda a: a[0], state)
     opt = optim.adam(config.learning_rate)
-    n, b = x.shape[0], config.batch_size
     blocks = config.steps // config.eval_every
     if blocks * config.eval_every != config.steps:
         raise ValueError(f"mnist1d_baselines: steps ({config.steps}) must be a multiple of eval_every "
@@ -88,34 +85,21 @@ def train(model: nn.Module, config: Config, x, y, x_test, y_test):
         logits, _ = model.apply(p, state, xb)
         return losses.softmax_cross_entropy_with_integer_labels(logits, yb)
 
-    def step(carry, t):
-        p, s = carry
-        bix = (t * b) % n
-        xb = jax.lax.dynamic_slice_in_dim(x, bix, b)
-        yb = jax.lax.dynamic_slice_in_dim(y, bix, b)
-        loss, g = jax.value_and_grad(loss_fn)(p, xb, yb)
-        u, s_new = opt.update(g, s, p)
-        new = (optim.apply_updates(p, u), s_new)
-        # steps t < 0 only pad the first block (which holds step 0 alone): they change nothing
-        return jax.tree.map(lambda a, old: jnp.where(t >= 0, a, old), new, carry), loss
-
-    def evaluate(p, train_loss):
+    def evaluate(p):
         logits, _ = model.apply(p, state, x_test)
-        return {"train_loss": train_loss,
-                "test_loss": losses.softmax_cross_entropy_with_integer_labels(logits, y_test),
+        return {"test_loss": losses.softmax_cross_entropy_with_integer_labels(logits, y_test),
                 "test_accuracy": 100 * metrics.accuracy(logits, y_test)}
 
-    def block(carry, last):
-        """The steps last - eval_every + 1 .. last, then an evaluation (after step `last`)."""
-        carry, batch_losses = jax.lax.scan(step, carry, last - config.eval_every + 1 + jnp.arange(config.eval_every))
-        return carry, evaluate(carry[0], batch_losses[-1])
-
     def run_all(params):
-        # evaluations after steps 0, eval_every, ..., steps (the authors' step % eval_every == 0)
-        return jax.lax.scan(block, (params, opt.init(params)), config.eval_every * jnp.arange(blocks + 1))
+        # evaluations after steps 0, eval_every, ..., steps (the authors' step % eval_every == 0);
+        # the first block's steps before 0 are no-ops
+        _, curves = fit_in_order(loss_fn, opt, params, x, y, batch_size=config.batch_size,
+                                 eval_steps=config.eval_every * np.arange(blocks + 1),
+                                 eval_every=config.eval_every, evaluate=evaluate)
+        return {"train_loss": curves["batch_loss"][:, -1], **curves["eval"]}
 
     n_params = nn.count_params(jax.tree.map(lambda a: a[0], params))
-    _, curve = jax.jit(jax.vmap(run_all))(params)
+    curve = jax.jit(jax.vmap(run_all))(params)
     return n_params, jax.device_get(curve)
 
 
