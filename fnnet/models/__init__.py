@@ -1,0 +1,9 @@
+"""The model zoo: classic CNNs as Modules built from :mod:`fnnet.nn`, channels last.
+
+Every constructor returns an :class:`fnnet.nn.Module` whose ``apply`` gives logits.
+Parameter counts and their sources are in each docstring and in ``docs/models.md``.
+
+Imports: fnnet.nn, fnnet.functional.
+"""
+from fnnet.models.lenet import *  # noqa: F401,F403
+from fnnet.models.resnet import *  # noqa: F401,F403
