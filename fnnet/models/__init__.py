@@ -7,3 +7,7 @@ Imports: fnnet.nn, fnnet.functional.
 """
 from fnnet.models.lenet import *  # noqa: F401,F403
 from fnnet.models.resnet import *  # noqa: F401,F403
+from fnnet.models.alexnet import *  # noqa: F401,F403
+from fnnet.models.vgg import *  # noqa: F401,F403
+from fnnet.models.googlenet import *  # noqa: F401,F403
+from fnnet.models.mobilenet import *  # noqa: F401,F403
