@@ -403,12 +403,14 @@ def _masked(m, new, old):
 def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):
     hid = h0.shape[-1]
     b = (b_ih + b_hh).reshape(1, -1)
+    w = jnp.concatenate([w_ih, w_hh], axis=0)       # (F + h, 4h): one dot per step
     m3 = _mask3(mask, xs)
 
     def step(carry, inp):
         h, c = carry
         x_t, m_t = inp
-        g = x_t @ w_ih + h @ w_hh + b
+        z = jnp.concatenate([x_t, h], axis=-1)
+        g = z @ w + b
         i = jax.nn.sigmoid(g[:, :hid])
         f = jax.nn.sigmoid(g[:, hid:2 * hid])
         gg = jnp.tanh(g[:, 2 * hid:3 * hid])
@@ -416,7 +418,7 @@ def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):
         c_new = f * c + i * gg
         h_new = o * jnp.tanh(c_new)
         y = h_new if m_t is None else m_t * h_new
-        res = (jnp.concatenate([i, f, gg, o], axis=-1), c_new, h, c) if keep else None
+        res = (jnp.concatenate([i, f, gg, o], axis=-1), c_new, z, c) if keep else None
         return (_masked(m_t, h_new, h), _masked(m_t, c_new, c)), (y, res)
 
     (h, c), (ys, res) = jax.lax.scan(step, (h0, c0), (xs, m3), unroll=unroll)
@@ -431,14 +433,15 @@ def _lstm_fused(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll):
 
 def _lstm_fused_fwd(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll):
     (h, c), ys, res = _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, True)
-    return ((h, c), ys), (w_ih, w_hh, xs, mask, res)
+    return ((h, c), ys), (w_ih, w_hh, mask, res)
 
 
 def _lstm_fused_bwd(unroll, res, cts):
-    w_ih, w_hh, xs, mask, (gates, cs, h_prev, c_prev) = res
+    w_ih, w_hh, mask, (gates, cs, zs, c_prev) = res
     (dh_T, dc_T), dys = cts
     hid = dh_T.shape[-1]
-    m3 = _mask3(mask, xs)
+    fin = w_ih.shape[0]
+    m3 = _mask3(mask, dys)
     w_hh_t = w_hh.T
 
     def step(carry, inp):
@@ -462,12 +465,13 @@ def _lstm_fused_bwd(unroll, res, cts):
 
     (dh0, dc0), da = jax.lax.scan(step, (dh_T, dc_T), (dys, gates, cs, c_prev, m3), reverse=True,
                                   unroll=unroll)
-    d_w_hh = jnp.einsum("tnh,tng->hg", h_prev, da)
-    d_w_ih = jnp.einsum("tnf,tng->fg", xs, da)
-    d_b = jnp.sum(da, axis=(0, 1))
-    d_xs = jnp.einsum("tng,fg->tnf", da, w_ih)
+    # Both weight gradients in one (F + h, T*N) x (T*N, 4h) matmul: zs holds [x_t, h_{t-1}].
+    da2 = da.reshape(-1, 4 * hid)
+    d_w = zs.reshape(-1, fin + hid).T @ da2
+    d_b = jnp.sum(da2, axis=0)
+    d_xs = (da2 @ w_ih.T).reshape(da.shape[:2] + (fin,))
     d_mask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
-    return d_w_ih, d_w_hh, d_b, d_b, dh0, dc0, d_xs, d_mask
+    return d_w[:fin], d_w[fin:], d_b, d_b, dh0, dc0, d_xs, d_mask
 
 
 _lstm_fused.defvjp(_lstm_fused_fwd, _lstm_fused_bwd)
