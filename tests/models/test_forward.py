@@ -10,26 +10,9 @@ from fnnet import gradcheck, models
 from fnnet.models import _layers
 
 
-def _random_init(model, x, rng):
-    """Params and state of the shapes ``init`` gives (by eval_shape), filled here with He
-    normal kernels, unit scales, zero biases and the initial batch-norm statistics: a
-    compiled ``init`` of a whole model costs more compile time than its forward pass."""
-    params, state = jax.eval_shape(lambda k: model.init(k, x), jax.random.key(0))
-
-    def fill(path, leaf):
-        name = path[-1].key
-        if name in ("kernel", "depthwise_kernel", "pointwise_kernel"):
-            std = np.sqrt(2 / np.prod(leaf.shape[:-1]))
-            return jnp.asarray(rng.normal(size=leaf.shape) * std, leaf.dtype)
-        return (jnp.ones if name in ("scale", "var") else jnp.zeros)(leaf.shape, leaf.dtype)
-
-    return (jax.tree_util.tree_map_with_path(fill, params),
-            jax.tree_util.tree_map_with_path(fill, state))
-
-
-def _train_and_eval(model, shape, classes, rng, outputs=1):
+def _train_and_eval(random_init, model, shape, classes, rng, outputs=1):
     x = jnp.asarray(rng.normal(size=shape), jnp.float32)
-    params, state = _random_init(model, x, rng)
+    params, state = random_init(model, x, rng)
 
     @jax.jit
     def both(params, state, x, key):
@@ -47,20 +30,21 @@ def _train_and_eval(model, shape, classes, rng, outputs=1):
     return moved, kept
 
 
-def test_alexnet_forward(rng):
+def test_alexnet_forward(random_init, rng):
     # 64x64: the feature map is 1x1x256 before the adaptive 6x6 pool.
-    moved, kept = _train_and_eval(models.alexnet(10, hidden=16), (2, 64, 64, 3), 10, rng)
+    moved, kept = _train_and_eval(random_init, models.alexnet(10, hidden=16), (2, 64, 64, 3),
+                                  10, rng)
     assert moved == [] and kept == []  # no batch norm, no state
 
 
-def test_vgg_bn_forward(rng):
-    moved, kept = _train_and_eval(models.vgg16(5, batch_norm=True, hidden=8), (2, 32, 32, 3),
-                                  5, rng)
+def test_vgg_bn_forward(random_init, rng):
+    moved, kept = _train_and_eval(random_init, models.vgg16(5, batch_norm=True, hidden=8),
+                                  (2, 32, 32, 3), 5, rng)
     assert len(moved) == 2 * 13 and all(moved) and all(kept)
 
 
-def test_resnet18_forward(rng):
-    moved, kept = _train_and_eval(models.resnet18(4), (2, 32, 32, 3), 4, rng)
+def test_resnet18_forward(random_init, rng):
+    moved, kept = _train_and_eval(random_init, models.resnet18(4), (2, 32, 32, 3), 4, rng)
     assert len(moved) == 2 * 20 and all(moved) and all(kept)
 
 
@@ -73,14 +57,61 @@ def test_resnet50_shapes():
     assert y[0].shape == (2, 1000)
 
 
-def test_googlenet_aux_forward(rng):
-    moved, kept = _train_and_eval(models.googlenet(3, aux_logits=True), (2, 64, 64, 3), 3, rng,
-                                  outputs=3)
+@pytest.mark.slow
+def test_googlenet_aux_forward(random_init, rng):
+    moved, kept = _train_and_eval(random_init, models.googlenet(3, aux_logits=True),
+                                  (2, 64, 64, 3), 3, rng, outputs=3)
     assert all(moved) and all(kept)
 
 
-def test_mobilenet_forward(rng):
-    moved, kept = _train_and_eval(models.mobilenet_v1(6, width_multiplier=0.25),
+def test_googlenet_aux_outputs_and_state():
+    # Training returns (logits, aux1, aux2) and updates the heads' batch norm; evaluation
+    # returns the logits and keeps the heads' state (shapes only: compiling GoogLeNet is
+    # slow, the full forward runs under `make reproduce`).
+    model = models.googlenet(7, aux_logits=True)
+    spec = jax.ShapeDtypeStruct((2, 64, 64, 3), jnp.float32)
+    params, state = jax.eval_shape(lambda k: model.init(k, spec), jax.random.key(0))
+    assert set(params) == {"0", "1", "2", "aux1", "aux2"}
+    train = jax.eval_shape(lambda p, s, x: model.apply(p, s, x, key=jax.random.key(1),
+                                                       train=True), params, state, spec)
+    (logits, aux1, aux2), new_state = train
+    assert logits.shape == aux1.shape == aux2.shape == (2, 7)
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    logits, same = jax.eval_shape(lambda p, s, x: model.apply(p, s, x), params, state, spec)
+    assert logits.shape == (2, 7) and jax.tree.structure(same) == jax.tree.structure(state)
+
+
+@pytest.mark.parametrize("five_by_five", [False, True])
+def test_inception_module_matches_pytorch(five_by_five, random_init, rng):
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    module = models.inception(8, 4, 6, 2, 5, 3, five_by_five=five_by_five)
+    x = jnp.asarray(rng.normal(size=(2, 9, 9, 6)), jnp.float32)
+    params, state = random_init(module, x, rng, random_affine=True)
+    y, _ = jax.jit(module.apply)(params, state, x)
+    assert y.shape == (2, 9, 9, 8 + 6 + 5 + 3)
+
+    def cbr(h, p, s):  # conv (no bias) -> batch norm (eval, eps 1e-3) -> relu, in NCHW
+        k = torch.tensor(np.asarray(p["0"]["kernel"]).transpose(3, 2, 0, 1))
+        h = tf.conv2d(h, k, padding=k.shape[-1] // 2)
+        t = lambda a: torch.tensor(np.asarray(a))
+        h = tf.batch_norm(h, t(s["1"]["mean"]), t(s["1"]["var"]), t(p["1"]["scale"]),
+                          t(p["1"]["bias"]), training=False, eps=1e-3)
+        return tf.relu(h)
+
+    h = torch.tensor(np.asarray(x).transpose(0, 3, 1, 2))
+    p, s = params, state
+    branches = [cbr(h, p["0"], s["0"]),
+                cbr(cbr(h, p["1"]["0"], s["1"]["0"]), p["1"]["1"], s["1"]["1"]),
+                cbr(cbr(h, p["2"]["0"], s["2"]["0"]), p["2"]["1"], s["2"]["1"]),
+                cbr(tf.max_pool2d(h, 3, 1, 1), p["3"]["1"], s["3"]["1"])]
+    expected = torch.cat(branches, dim=1).numpy().transpose(0, 2, 3, 1)
+    assert params["2"]["1"]["0"]["kernel"].shape[:2] == ((5, 5) if five_by_five else (3, 3))
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_mobilenet_forward(random_init, rng):
+    moved, kept = _train_and_eval(random_init, models.mobilenet_v1(6, width_multiplier=0.25),
                                   (2, 32, 32, 3), 6, rng)
     assert len(moved) == 2 * 27 and all(moved) and all(kept)
 
@@ -118,8 +149,50 @@ def test_max_pool_ceil_matches_pytorch(size, window, stride, rng):
 
 def test_helper_gradients(x64, rng):
     x = jnp.asarray(rng.normal(size=(1, 7, 5, 2)) * 4)  # some entries beyond relu6's 6
-    for module in (_layers.adaptive_avg_pool(3), _layers.max_pool_ceil(3, 2), _layers.relu6,
-                   models.resnet._option_a(2, 5)):
-        def f(v, module=module):
-            return jnp.sum(jnp.sin(module.apply({}, {}, v)[0]))
-        assert gradcheck.relative_difference(jax.jit(f), x) < 1e-7, module.name
+    helpers = (_layers.adaptive_avg_pool(3), _layers.max_pool_ceil(3, 2), _layers.relu6,
+               models.resnet._option_a(2, 5))
+
+    def f(v):  # one objective over all four helpers: one compilation
+        return sum(jnp.sum(jnp.sin(m.apply({}, {}, v)[0]) * (i + 1)) for i, m in enumerate(helpers))
+
+    assert gradcheck.relative_difference(jax.jit(f), x) < 1e-7
+
+
+@pytest.mark.parametrize("block,stride", [("bottleneck", 2), ("basic", 1)])
+def test_resnet_blocks_match_pytorch(block, stride, random_init, rng):
+    # torchvision's Bottleneck (stride on the 3x3 conv, projection shortcut) and
+    # BasicBlock (identity shortcut), batch norm in evaluation mode, in NCHW.
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    if block == "bottleneck":
+        module, out = models.resnet._bottleneck(8, 4, stride)
+        x = jnp.asarray(rng.normal(size=(2, 8, 8, 8)), jnp.float32)  # even: padding matters
+    else:
+        module, out = models.resnet._basic_block(6, 6, stride)
+        x = jnp.asarray(rng.normal(size=(2, 7, 7, 6)), jnp.float32)
+    params, state = random_init(module, x, rng, random_affine=True)
+    y, _ = jax.jit(module.apply)(params, state, x)
+    t = lambda a: torch.tensor(np.asarray(a))
+
+    def conv_bn(h, p, s, stride=1):
+        k = t(np.asarray(p["0"]["kernel"]).transpose(3, 2, 0, 1))
+        h = tf.conv2d(h, k, stride=stride, padding=k.shape[-1] // 2)
+        return tf.batch_norm(h, t(s["1"]["mean"]), t(s["1"]["var"]), t(p["1"]["scale"]),
+                             t(p["1"]["bias"]), training=False, eps=1e-5)
+
+    h = t(np.asarray(x).transpose(0, 3, 1, 2))
+    p, s = params["0"], state["0"]
+    body_p, body_s = p["block"], s["block"]
+    if block == "bottleneck":
+        r = tf.relu(conv_bn(h, body_p["0"], body_s["0"]))
+        r = tf.relu(conv_bn(r, body_p["1"], body_s["1"], stride))
+        r = conv_bn(r, body_p["2"], body_s["2"])
+        skip = conv_bn(h, p["shortcut"], s["shortcut"], stride)
+    else:
+        r = tf.relu(conv_bn(h, body_p["0"], body_s["0"]))
+        r = conv_bn(r, body_p["1"], body_s["1"])
+        skip = h
+        assert "shortcut" not in p
+    expected = tf.relu(r + skip).numpy().transpose(0, 2, 3, 1)
+    assert y.shape == expected.shape and y.shape[-1] == out
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-4, atol=1e-4)

@@ -35,12 +35,12 @@ def test_classic_params_and_unknown_variant():
 
 
 @pytest.mark.parametrize("variant,channels", [("classic", 1), ("notes", 3)])
-def test_forward_matches_pytorch(variant, channels, rng):
+def test_forward_matches_pytorch(variant, channels, random_init, rng):
     torch = pytest.importorskip("torch")
     tnn = torch.nn
     model = models.lenet5(7, variant=variant)
     x = jnp.asarray(rng.normal(size=(2, 32, 32, channels)), jnp.float32)
-    params, state = model.init(jax.random.key(0), x)
+    params, state = random_init(model, x, rng, random_affine=True)  # random biases too
     y, _ = jax.jit(model.apply)(params, state, x)
     assert y.shape == (2, 7)
 

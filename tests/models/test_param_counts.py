@@ -71,8 +71,9 @@ def _torch_models(torch):
         return tnn.Linear(i, o, **meta)
 
     def alexnet():
-        return tnn.Sequential(conv(3, 64, 11, 4, 2), conv(64, 192, 5, 1, 2), conv(192, 384, 3, 1, 1),
-                              conv(384, 256, 3, 1, 1), conv(256, 256, 3, 1, 1),
+        return tnn.Sequential(conv(3, 64, 11, 4, 2), conv(64, 192, 5, 1, 2),
+                              conv(192, 384, 3, 1, 1), conv(384, 256, 3, 1, 1),
+                              conv(256, 256, 3, 1, 1),
                               linear(256 * 6 * 6, 4096), linear(4096, 4096), linear(4096, 1000))
 
     def vgg(cfg, batch_norm=False):
