@@ -14,9 +14,10 @@
    achieved GFLOP/s (XLA's flop count of the compiled step / time) against the
    measured float32 matmul peak of the same process.
 
-Every variant runs in interleaved rounds (a short pause between variants lets idle
-worker threads of the previous framework go to sleep); the result is the ratio of
-medians, fnnet / other. Run: ``python benchmarks/bench_conv.py [--rounds 7] [--skip-lenet] [--skip-resnet]``.
+Every variant runs in interleaved rounds with alternating order (a short pause
+between variants lets idle worker threads of the previous framework go to sleep); the
+result is the median over rounds of the per-round ratio fnnet / other, printed with
+the load average (the machine is shared: quote the load with the ratios). Run: ``python benchmarks/bench_conv.py [--rounds 7] [--skip-lenet] [--skip-resnet]``.
 """
 from __future__ import annotations
 
@@ -35,20 +36,36 @@ from fnnet import losses, nn, optim, train
 LR = 0.01
 
 
-def timed_rounds(runs: dict, rounds: int, reps: dict) -> dict:
-    """Median wall-clock ms per call of each zero-argument callable, interleaved."""
+def timed_rounds(runs: dict, rounds: int, reps: dict, base: str = "fnnet") -> tuple[dict, dict]:
+    """Median wall-clock ms per call of each zero-argument callable, and the median over
+    rounds of ``base``'s time divided by each one's in the same round. Rounds
+    interleave the variants and alternate their order, so a slow spell of the shared
+    machine hits every variant of a round alike; a short pause between variants lets
+    the idle worker threads of the previous framework go to sleep."""
     for fn in runs.values():  # compile / warm up
         fn()
         fn()
     times = {k: [] for k in runs}
-    for _ in range(rounds):
-        for k, fn in runs.items():
-            time.sleep(0.2)
+    names = list(runs)
+    for r in range(rounds):
+        for k in (names if r % 2 == 0 else names[::-1]):
+            fn = runs[k]
+            time.sleep(0.1)
             t = time.perf_counter()
             for _ in range(reps[k]):
                 fn()
             times[k].append((time.perf_counter() - t) / reps[k] * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {k: statistics.median(b / o for b, o in zip(times[base], v)) for k, v in times.items()}
+    return medians, ratios
+
+
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 # ---------------------------------------------------------------------------
@@ -282,10 +299,13 @@ def lenet(rounds, have_torch):
             "fnnet[matmul]": fnnet_lenet(x, y, "matmul"), "jax": jax_lenet(x, y)}
     if have_torch:
         runs["torch"] = torch_lenet(x, y)
-    med = timed_rounds(runs, rounds, {k: 10 for k in runs})
-    print("\nLeNet-5 train step, batch 128 (median ms per step; ratio = fnnet / other)")
+    before = load_average()
+    med, ratio = timed_rounds(runs, rounds, {k: 10 for k in runs})
+    print(f"\nLeNet-5 train step, batch 128, {rounds} rounds x 10 steps (load average {before} "
+          f"before, {load_average()} after)")
+    print("  median ms per step; ratio = median over rounds of fnnet / variant")
     for k, v in med.items():
-        print(f"  {k:14s} {v:8.2f} ms   fnnet/{k} = {med['fnnet'] / v:.2f}")
+        print(f"  {k:14s} {v:8.2f} ms   fnnet/{k} = {ratio[k]:.2f}")
 
 
 def resnet(rounds, have_torch):
@@ -299,11 +319,14 @@ def resnet(rounds, have_torch):
     mm, mm_flops = matmul_step()
     runs["matmul 1024^3"] = mm
     rounds = max(3, rounds // 2)
-    med = timed_rounds(runs, rounds, {k: 20 if k.startswith("matmul") else 1 for k in runs})
+    before = load_average()
+    med, ratio = timed_rounds(runs, rounds, {k: 20 if k.startswith("matmul") else 1 for k in runs})
     peak = mm_flops / (med.pop("matmul 1024^3") / 1e3) / 1e9
-    print(f"\nResNet-18 forward+backward, batch 8, 224x224 (median ms of {rounds}; ratio = fnnet / other)")
+    print(f"\nResNet-18 forward+backward, batch 8, 224x224, {rounds} rounds (load average {before} "
+          f"before, {load_average()} after)")
+    print("  median ms; ratio = median over rounds of fnnet / variant")
     for k, v in med.items():
-        print(f"  {k:14s} {v:9.1f} ms   fnnet/{k} = {med['fnnet'] / v:.2f}")
+        print(f"  {k:14s} {v:9.1f} ms   fnnet/{k} = {ratio[k]:.2f}")
     achieved = flops / (med["fnnet"] / 1e3) / 1e9
     print(f"  XLA flop count {flops / 1e9:.1f} GFLOP -> fnnet {achieved:.1f} GFLOP/s; float32 matmul "
           f"peak measured in the same rounds {peak:.1f} GFLOP/s ({achieved / peak:.0%} of it)")

@@ -4,17 +4,21 @@ Two lowerings compute the same function:
 
 - ``"xla"``: ``lax.conv_general_dilated`` and ``lax.reduce_window``, XLA's native
   convolution and windowed reduction. Used on GPU and TPU, where they are fast.
-- ``"matmul"``: convolution as shifted strided slices of the padded input followed by
-  ``dot_general`` (im2col; XLA turns ``dot(concat(views), W)`` into a sum of per-offset
-  dots), differentiated by JAX; a 1x1 conv is a plain dot; pooling over
-  non-overlapping windows is a reshape and a reduction, over overlapping windows an
-  elementwise chain over the shifted views.
+- ``"matmul"``: convolution as one matmul of the patch matrix with the kernel (im2col:
+  the patches are built one spatial axis at a time from strided slices of the padded
+  input), with a ``jax.custom_vjp`` whose backward matmuls XLA:CPU runs on its fast
+  path (see ``fnnet.functional.conv._conv_im2col``); a 1x1 conv is a plain dot, a
+  depthwise conv a weighted sum of shifted views; pooling over non-overlapping
+  windows is a reshape and a reduction, over overlapping windows an elementwise chain
+  over the shifted views. Forward-mode autodiff (``jax.jvp``) is not available
+  through the custom_vjp of the im2col conv: force ``"xla"`` for it.
 
 ``"auto"`` (the default) uses ``"xla"`` on GPU and TPU. On CPU
 (``jax.default_backend() == "cpu"``) each kernel picks, from its static shapes, the
 lowering that measured faster in ``benchmarks/bench_conv.py``: ``"matmul"`` for 1x1
-convs, convs with one input channel per group (first layers, depthwise) and
-non-overlapping pooling; ``"xla"`` otherwise. The choice is made when a function is
+convs, convs with one input channel per group (first layers, depthwise), small convs
+with few input channels (at most 8 per group and 32768 input pixels, e.g. LeNet's
+second layer) and non-overlapping pooling; ``"xla"`` otherwise. The choice is made when a function is
 traced: a function already compiled by ``jax.jit`` keeps the lowering it was traced
 with.
 

@@ -16,6 +16,7 @@ Imports: jax only.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Sequence
@@ -152,25 +153,98 @@ def _cpu_choice(x, kernel, groups) -> str:
     return "xla"
 
 
+def _patches(xp, window, stride, dilation, out):
+    """im2col of the padded input ``xp``: ``(N, *out, prod(window) C)``, the last axis
+    ordered like ``kernel.reshape(-1, F)`` (window offsets row-major, then channels).
+
+    Built one spatial axis at a time, last axis first: each pass concatenates the ``f``
+    shifted strided slices of one axis along the channel axis. Two passes of 5 slices
+    (a 5x5 window) copy runs of ``C`` and ``5 C`` floats; one concatenation of all 25
+    shifted views, which XLA:CPU emits as a per-element select over its operands,
+    measured 2-10x slower (benchmarks/bench_conv.py, docs/conv.md).
+    """
+    nd = xp.ndim - 2
+    for d in reversed(range(nd)):
+        axis, f, s, dil, m = 1 + d, window[d], stride[d], dilation[d], out[d]
+        if f == 1 and s == 1 and xp.shape[axis] == m:
+            continue
+        views = [lax.slice_in_dim(xp, k * dil, k * dil + (m - 1) * s + 1, s, axis) for k in range(f)]
+        xp = views[0] if f == 1 else jnp.concatenate(views, axis=-1)
+    return xp
+
+
+def _matmul(a, b):
+    """``a @ b`` for 2-D arrays (``dot_general``, no batch axes)."""
+    return lax.dot_general(a, b, (((1,), (0,)), ((), ())))
+
+
+def _im2col_input(x, window, stride, pads, dilation):
+    xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),)) if any(map(any, pads)) else x
+    out = conv_output_shape(x.shape[1:-1], window, stride, pads, dilation)
+    return _patches(xp, window, stride, dilation, out)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv_im2col(x, kernel, stride, pads, dilation):
+    """``conv`` (groups = 1) as one matmul of the patch matrix with the kernel:
+
+    ``y = P K``, ``P = im2col(x)`` of shape ``(N prod(out), prod(window) C)``,
+    ``K = kernel.reshape(prod(window) C, F)``.
+
+    A ``jax.custom_vjp`` only to choose how XLA:CPU lays out the backward matmuls:
+
+    ``dK = (dY^T P)^T``  and  ``dx = im2col^T(dY K^T)``
+
+    (``im2col^T``, the transpose of the patch extraction, is a sum of shifted pads).
+    JAX's own transpose of ``P K`` contracts ``P`` over its leading axis, a
+    column-major operand that XLA:CPU's fast (YNNPACK) matmul refuses, and its slow
+    fallback made this weight gradient the largest item of the LeNet-5 step; the
+    explicit transposes of the small ``dY`` and ``K`` are kept from being folded back
+    into the matmul by ``lax.optimization_barrier``. The rule is written with JAX ops,
+    so it is differentiable again (second-order reverse mode); forward mode (``jvp``)
+    is not available through a custom_vjp: use ``impl="xla"`` for it.
+    """
+    return _conv_im2col_fwd(x, kernel, stride, pads, dilation)[0]
+
+
+def _conv_im2col_fwd(x, kernel, stride, pads, dilation):
+    nd = x.ndim - 2
+    patches = _im2col_input(x, kernel.shape[:nd], stride, pads, dilation)
+    y = _matmul(patches.reshape(-1, patches.shape[-1]), kernel.reshape(-1, kernel.shape[-1]))
+    return y.reshape(patches.shape[:-1] + (kernel.shape[-1],)), (x, patches, kernel)
+
+
+def _conv_im2col_bwd(stride, pads, dilation, residuals, dy):
+    x, patches, kernel = residuals
+    nd = x.ndim - 2
+    k, f = patches.shape[-1], kernel.shape[-1]
+    p2, dy2 = patches.reshape(-1, k), dy.reshape(-1, f)
+    dkernel_t = _matmul(lax.optimization_barrier(dy2.T), p2)  # (F, K) = dY^T P
+    dkernel = lax.optimization_barrier(dkernel_t).T.reshape(kernel.shape)
+    dpatches = _matmul(dy2, lax.optimization_barrier(kernel.reshape(k, f).T)).reshape(patches.shape)
+    _, extract_vjp = jax.vjp(lambda v: _im2col_input(v, kernel.shape[:nd], stride, pads, dilation), x)
+    (dx,) = extract_vjp(dpatches)
+    return dx, dkernel
+
+
+_conv_im2col.defvjp(_conv_im2col_fwd, _conv_im2col_bwd)
+
+
 def _conv_matmul(x, kernel, stride, pads, dilation, groups):
-    """``conv`` as shifted views + ``dot_general``; the same function as ``_conv_xla``."""
+    """``conv`` as matmuls; the same function as ``_conv_xla``."""
     nd = x.ndim - 2
     window = kernel.shape[:nd]
     cin, cout = x.shape[-1], kernel.shape[-1]
-    out = conv_output_shape(x.shape[1:-1], window, stride, pads, dilation)
     if all(f == 1 for f in window) and not any(map(any, pads)) and groups == 1:
         if any(s > 1 for s in stride):  # strided 1x1: subsample, then a plain dot
             x = x[(slice(None),) + tuple(slice(None, None, s) for s in stride) + (slice(None),)]
         return lax.dot_general(x, kernel.reshape(cin, cout), (((x.ndim - 1,), (0,)), ((), ())))
+    if groups == 1:
+        return _conv_im2col(x, kernel, tuple(stride), tuple(tuple(p) for p in pads), tuple(dilation))
+    out = conv_output_shape(x.shape[1:-1], window, stride, pads, dilation)
     xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),)) if any(map(any, pads)) else x
     views = _shifted_views(xp, window, stride, dilation, out)
     p = len(views)
-    if groups == 1:
-        # XLA's simplifier rewrites dot(concat(views), W) into sum_p views_p @ W_p (no
-        # patch matrix materialised); with cin == 1 those are broadcast products.
-        patches = views[0] if p == 1 else jnp.concatenate(views, axis=-1)
-        return lax.dot_general(patches, kernel.reshape(p * cin, cout),
-                               (((patches.ndim - 1,), (0,)), ((), ())))
     cg, fg = cin // groups, cout // groups
     k = kernel.reshape(p, cg, groups, fg)
     if cg == 1:  # depthwise: a weighted sum of the views, no matmul

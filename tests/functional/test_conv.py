@@ -291,3 +291,25 @@ def test_gradients(impl, rng, x64):
         w = jnp.asarray(rng.normal(size=jax.eval_shape(fn, x, k).shape))
         objective = jax.jit(lambda t, fn=fn, w=w: jnp.sum(w * fn(t["x"], t["k"])))
         check_gradients(objective, {"x": x, "k": k}, tol=1e-7, vectorize=False)
+
+
+def test_matmul_lowering_higher_order(rng, x64):
+    """The im2col conv's custom_vjp: its backward is differentiable again (checked by
+    finite differences of the gradient), and forward mode fails with a clear error
+    while the XLA lowering supports it."""
+    from fnnet.gradcheck import check_gradients
+    x = jnp.asarray(rng.normal(size=(2, 6, 5, 3)))
+    k = jnp.asarray(rng.normal(size=(3, 2, 3, 2)))
+    conv = lambda a, b: F.conv(a, b, stride=(2, 1), padding=1, impl="matmul")
+    w = jnp.asarray(rng.normal(size=conv(x, k).shape))
+
+    def grad_objective(t):  # a scalar function of the first derivative
+        gx, gk = jax.grad(lambda a, b: jnp.sum(w * jnp.sin(conv(a, b))), (0, 1))(t["x"], t["k"])
+        return jnp.sum(gx ** 2) + jnp.sum(jnp.cos(gk))
+
+    check_gradients(jax.jit(grad_objective), {"x": x, "k": k}, tol=1e-7, vectorize=False)
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(lambda b: conv(x, b), (k,), (k,))
+    _, tangent = jax.jvp(lambda b: F.conv(x, b, stride=(2, 1), padding=1, impl="xla"), (k,), (k,))
+    np.testing.assert_allclose(tangent, np_conv(np.asarray(x), np.asarray(k), (2, 1),
+                                                ((1, 1), (1, 1)), (1, 1)), rtol=1e-10, atol=1e-10)
