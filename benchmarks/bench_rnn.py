@@ -17,9 +17,14 @@ gradient of every weight, and an SGD update. Variants, all in one process:
   ``torch.optim.SGD``, in a child process that never imports JAX (in one process
   XLA's and torch's thread pools fight and torch's step is 2-5x slower); the
   parent times each step round trip, so torch pays a pipe round trip (~0.1 ms).
+- ``torch_1t``: the same with ``torch.set_num_threads(1)``. On this shared 2-core machine
+  torch's two OpenMP threads collapse (10-100x slower steps) whenever other processes
+  hold a core; one thread does not, so this is the torch figure that stays meaningful
+  under load (alone and quiet it is ~1.9x the two-thread step).
 
-Rounds interleave the variants (rotating the order); reported: the median time of each
-and the median of the per-round ratios to torch. ``--unroll`` sets ``lax.scan``'s unroll.
+Rounds interleave the variants (rotating the order); reported: the median time of each,
+the median of the per-round ratios to torch, torch_1t and jax_scan, and the load average.
+``--unroll`` sets ``lax.scan``'s unroll.
 """
 from __future__ import annotations
 
@@ -141,12 +146,15 @@ def make_runs(kind, unroll, rng):
     except ImportError:
         return runs
     runs["torch"] = torch_worker(kind, np.asarray(xs), np.asarray(target))
+    runs["torch_1t"] = torch_worker(kind, np.asarray(xs), np.asarray(target), threads=1)
     return runs
 
 
 _WORKER = r"""
 import sys, time, numpy as np, torch
-kind, path = sys.argv[1], sys.argv[2]
+kind, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if threads:
+    torch.set_num_threads(threads)
 data = np.load(path)
 torch.manual_seed(0)
 net = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(data["x"].shape[2], int(data["h"]), batch_first=True)
@@ -163,10 +171,11 @@ for line in sys.stdin:
 """
 
 
-def torch_worker(kind, xs, target):
+def torch_worker(kind, xs, target, threads=0):
     """PyTorch's step in a child process that never loads JAX: in one process, XLA's CPU
     thread pool and torch's OpenMP threads fight, and torch's step was measured 2-5x
-    slower there than alone. ``run()`` runs one step in the child."""
+    slower there than alone. ``run()`` runs one step in the child; ``threads`` (0: torch's
+    default) sets ``torch.set_num_threads``."""
     import atexit
     import os
     import subprocess
@@ -175,7 +184,7 @@ def torch_worker(kind, xs, target):
 
     path = os.path.join(tempfile.mkdtemp(), "data.npz")
     np.savez(path, x=xs, t=target, h=H, lr=LR)
-    proc = subprocess.Popen([sys.executable, "-c", _WORKER, kind, path], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", _WORKER, kind, path, str(threads)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     atexit.register(proc.kill)
 
@@ -214,11 +223,13 @@ def main():
     for kind in args.kinds.split(","):
         runs = make_runs(kind, args.unroll, np.random.default_rng(1))
         times = measure(runs, args.rounds, args.reps)
-        ref = "torch" if "torch" in times else "jax_scan"
-        print(f"\n{kind}: median ms per train step, and median per-round ratio to {ref}")
+        refs = [r for r in ("torch", "torch_1t", "jax_scan") if r in times]
+        print(f"\n{kind}: median ms per train step, and median per-round ratios "
+              f"(load average {open('/proc/loadavg').read().split()[0]})")
+        print(f"  {'':11s} {'ms':>8s}   " + "  ".join(f"/{r:9s}" for r in refs))
         for name, ts in times.items():
-            ratio = statistics.median(a / b for a, b in zip(ts, times[ref]))
-            print(f"  {name:11s} {1e3 * statistics.median(ts):8.1f} ms   ratio {ratio:5.2f}")
+            ratios = [statistics.median(a / b for a, b in zip(ts, times[r])) for r in refs]
+            print(f"  {name:11s} {1e3 * statistics.median(ts):8.1f}   " + "  ".join(f"{q:10.2f}" for q in ratios))
 
 
 if __name__ == "__main__":
