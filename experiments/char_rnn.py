@@ -15,10 +15,13 @@ Reports the smoothed loss curve (``0.999 s + 0.001 loss``, as in the original),
 samples at several temperatures and the held-out bits per character.
 
 Full run (100,000 iterations, about 6 passes over the 418,543 training characters,
-16 s of training on 2 shared CPU cores): held-out 2.44 bits per character (uniform:
-6.69), smoothed training loss 39.6 nats per 25 characters (from 115.9). The same loop
-in plain NumPy runs about 500 iterations per second here, the compiled one about 14x
-faster (benchmarks/bench_char_rnn.py; the goal of 20x is not reached).
+24 s of training on 2 shared CPU cores at load 8): held-out 2.63 bits per character
+(uniform: 6.69), smoothed training loss 44.2 nats per 25 characters (from 115.9);
+seeds 1 and 2 give 2.52 and 2.53. The run is sensitive to float32 rounding: Adagrad's
+zero initial accumulator turns any near-zero gradient into a step of +-0.1, so the
+autodiff backward used before (same gradients to 1e-8) gave 2.44 and 39.6 for seed 0.
+The same loop in plain NumPy runs 350-500 iterations per second here, the compiled one
+15-16x faster (benchmarks/bench_char_rnn.py; the goal of 20x is not reached).
 """
 from __future__ import annotations
 
