@@ -85,3 +85,12 @@ def test_forward_train_and_eval(shortcut, random_init, rng):
     assert y_eval.shape == (2, 5)
     assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), same, new_state)))
     assert not np.allclose(np.asarray(y_eval), np.asarray(y))
+
+
+def test_ensemble_init_by_vmap():
+    # init returns arrays only, so one vmapped call builds several seeds (shapes only here).
+    model = models.cifar_resnet(8)
+    keys = jax.random.split(jax.random.key(0), 3)
+    params, state = jax.eval_shape(jax.vmap(lambda k: model.init(k, SPEC)), keys)
+    assert params["0"]["0"]["kernel"].shape == (3, 3, 3, 3, 16)
+    assert state["0"]["1"]["mean"].shape == (3, 16)
