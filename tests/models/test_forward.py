@@ -27,25 +27,52 @@ def _train_and_eval(random_init, model, shape, classes, rng, outputs=1):
         assert y.shape == (shape[0], classes) and bool(jnp.all(jnp.isfinite(y)))
     moved = jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state, new_state))
     kept = jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), eval_state, new_state))
-    return moved, kept
+    return moved, kept, (x, params, new_state, y_eval)
 
 
 def test_alexnet_forward(random_init, rng):
     # 64x64: the feature map is 1x1x256 before the adaptive 6x6 pool.
-    moved, kept = _train_and_eval(random_init, models.alexnet(10, hidden=16), (2, 64, 64, 3),
+    moved, kept, _ = _train_and_eval(random_init, models.alexnet(10, hidden=16), (2, 64, 64, 3),
                                   10, rng)
     assert moved == [] and kept == []  # no batch norm, no state
 
 
 def test_vgg_bn_forward(random_init, rng):
-    moved, kept = _train_and_eval(random_init, models.vgg16(5, batch_norm=True, hidden=8),
+    moved, kept, _ = _train_and_eval(random_init, models.vgg16(5, batch_norm=True, hidden=8),
                                   (2, 32, 32, 3), 5, rng)
     assert len(moved) == 2 * 13 and all(moved) and all(kept)
 
 
 def test_resnet18_forward(random_init, rng):
-    moved, kept = _train_and_eval(random_init, models.resnet18(4), (2, 32, 32, 3), 4, rng)
+    moved, kept, (x, params, state, y_eval) = _train_and_eval(
+        random_init, models.resnet18(4), (2, 32, 32, 3), 4, rng)
     assert len(moved) == 2 * 20 and all(moved) and all(kept)
+    # Evaluation with the updated statistics against the same network in PyTorch
+    # (torchvision's layer order: stem, max pool 3/2/1, 8 basic blocks, pool, fc).
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    t = lambda a: torch.tensor(np.asarray(a))
+
+    def conv_bn(h, p, s, stride=1, relu=True):
+        k = t(np.asarray(p["0"]["kernel"]).transpose(3, 2, 0, 1))
+        h = tf.conv2d(h, k, stride=stride, padding=k.shape[-1] // 2)
+        h = tf.batch_norm(h, t(s["1"]["mean"]), t(s["1"]["var"]), t(p["1"]["scale"]),
+                          t(p["1"]["bias"]), training=False, eps=1e-5)
+        return tf.relu(h) if relu else h
+
+    h = t(np.asarray(x).transpose(0, 3, 1, 2))
+    h = tf.max_pool2d(conv_bn(h, params["0"], state["0"], 2), 3, 2, 1)
+    for i in range(2, 10):
+        p, s = params[str(i)]["0"], state[str(i)]["0"]
+        stride = 2 if i in (4, 6, 8) else 1
+        r = conv_bn(h, p["block"]["0"], s["block"]["0"], stride)
+        r = conv_bn(r, p["block"]["1"], s["block"]["1"], relu=False)
+        skip = h
+        if "shortcut" in p:
+            skip = conv_bn(h, p["shortcut"], s["shortcut"], stride, relu=False)
+        h = tf.relu(r + skip)
+    logits = h.mean(dim=(2, 3)) @ t(params["11"]["kernel"]) + t(params["11"]["bias"])
+    np.testing.assert_allclose(np.asarray(y_eval), logits.numpy(), rtol=1e-3, atol=1e-3)
 
 
 def test_resnet50_shapes():
@@ -59,7 +86,7 @@ def test_resnet50_shapes():
 
 @pytest.mark.slow
 def test_googlenet_aux_forward(random_init, rng):
-    moved, kept = _train_and_eval(random_init, models.googlenet(3, aux_logits=True),
+    moved, kept, _ = _train_and_eval(random_init, models.googlenet(3, aux_logits=True),
                                   (2, 64, 64, 3), 3, rng, outputs=3)
     assert all(moved) and all(kept)
 
@@ -111,7 +138,7 @@ def test_inception_module_matches_pytorch(five_by_five, random_init, rng):
 
 
 def test_mobilenet_forward(random_init, rng):
-    moved, kept = _train_and_eval(random_init, models.mobilenet_v1(6, width_multiplier=0.25),
+    moved, kept, _ = _train_and_eval(random_init, models.mobilenet_v1(6, width_multiplier=0.25),
                                   (2, 32, 32, 3), 6, rng)
     assert len(moved) == 2 * 27 and all(moved) and all(kept)
 
