@@ -138,9 +138,34 @@ def test_inception_module_matches_pytorch(five_by_five, random_init, rng):
 
 
 def test_mobilenet_forward(random_init, rng):
-    moved, kept, _ = _train_and_eval(random_init, models.mobilenet_v1(6, width_multiplier=0.25),
-                                  (2, 32, 32, 3), 6, rng)
+    moved, kept, (x, params, state, y_eval) = _train_and_eval(
+        random_init, models.mobilenet_v1(6, width_multiplier=0.25), (2, 32, 32, 3), 6, rng)
     assert len(moved) == 2 * 27 and all(moved) and all(kept)
+    # Evaluation against the same network in PyTorch, padded as Keras pads: (0, 1) then
+    # "VALID" before a stride-2 conv, 1 on both sides for a stride-1 3x3 conv.
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    t = lambda a: torch.tensor(np.asarray(a))
+
+    def conv(h, kernel, stride=1, groups=1):
+        k = t(np.asarray(kernel).transpose(3, 2, 0, 1))
+        if k.shape[-1] == 3:
+            h = tf.pad(h, (0, 1, 0, 1) if stride == 2 else (1, 1, 1, 1))
+        return tf.conv2d(h, k, stride=stride, groups=groups)
+
+    def bn_relu6(h, p, s):
+        h = tf.batch_norm(h, t(s["mean"]), t(s["var"]), t(p["scale"]), t(p["bias"]),
+                          training=False, eps=1e-3)
+        return tf.relu6(h)
+
+    h = t(np.asarray(x).transpose(0, 3, 1, 2))
+    h = bn_relu6(conv(h, params["0"]["0"]["kernel"], 2), params["0"]["1"], state["0"]["1"])
+    for i, stride in enumerate((1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1), start=1):
+        p, s = params[str(i)], state[str(i)]
+        h = bn_relu6(conv(h, p["0"]["kernel"], stride, groups=h.shape[1]), p["1"], s["1"])
+        h = bn_relu6(conv(h, p["3"]["0"]["kernel"]), p["3"]["1"], s["3"]["1"])
+    logits = h.mean(dim=(2, 3)) @ t(params["16"]["kernel"]) + t(params["16"]["bias"])
+    np.testing.assert_allclose(np.asarray(y_eval), logits.numpy(), rtol=1e-3, atol=1e-3)
 
 
 def test_dropout_needs_key():
