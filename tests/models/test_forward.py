@@ -31,10 +31,30 @@ def _train_and_eval(random_init, model, shape, classes, rng, outputs=1):
 
 
 def test_alexnet_forward(random_init, rng):
-    # 64x64: the feature map is 1x1x256 before the adaptive 6x6 pool.
-    moved, kept, _ = _train_and_eval(random_init, models.alexnet(10, hidden=16), (2, 64, 64, 3),
-                                  10, rng)
+    # 96x96: the feature map is 2x2x256 before the adaptive 6x6 pool.
+    moved, kept, (x, params, _, y_eval) = _train_and_eval(
+        random_init, models.alexnet(10, hidden=16), (2, 96, 96, 3), 10, rng)
     assert moved == [] and kept == []  # no batch norm, no state
+    # Evaluation against torchvision's layer list in PyTorch (NCHW, so the first dense
+    # kernel's rows are permuted from fnnet's (h, w, c) flattening to (c, h, w)).
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    t = lambda a: torch.tensor(np.asarray(a))
+
+    def conv(h, p, stride=1, padding=0):
+        k = t(np.asarray(p["kernel"]).transpose(3, 2, 0, 1))
+        return tf.relu(tf.conv2d(h, k, t(p["bias"]), stride=stride, padding=padding))
+
+    h = t(np.asarray(x).transpose(0, 3, 1, 2))
+    h = tf.max_pool2d(conv(h, params["0"], 4, 2), 3, 2)
+    h = tf.max_pool2d(conv(h, params["3"], 1, 2), 3, 2)
+    h = conv(conv(conv(h, params["6"], 1, 1), params["8"], 1, 1), params["10"], 1, 1)
+    h = tf.adaptive_avg_pool2d(tf.max_pool2d(h, 3, 2), 6).flatten(1)
+    k16 = np.asarray(params["16"]["kernel"]).reshape(6, 6, 256, -1).transpose(2, 0, 1, 3)
+    h = tf.relu(h @ t(k16.reshape(9216, -1)) + t(params["16"]["bias"]))
+    h = tf.relu(h @ t(params["19"]["kernel"]) + t(params["19"]["bias"]))
+    logits = h @ t(params["21"]["kernel"]) + t(params["21"]["bias"])
+    np.testing.assert_allclose(np.asarray(y_eval), logits.numpy(), rtol=1e-3, atol=1e-3)
 
 
 def test_vgg_bn_forward(random_init, rng):
@@ -86,9 +106,42 @@ def test_resnet50_shapes():
 
 @pytest.mark.slow
 def test_googlenet_aux_forward(random_init, rng):
-    moved, kept, _ = _train_and_eval(random_init, models.googlenet(3, aux_logits=True),
-                                  (2, 64, 64, 3), 3, rng, outputs=3)
+    moved, kept, (x, params, state, y_eval) = _train_and_eval(
+        random_init, models.googlenet(3, aux_logits=True), (2, 64, 64, 3), 3, rng, outputs=3)
     assert all(moved) and all(kept)
+    # Evaluation against torchvision's layer list in PyTorch (ceil-mode max pools).
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    t = lambda a: torch.tensor(np.asarray(a))
+
+    def cbr(h, p, s, stride=1):
+        k = t(np.asarray(p["0"]["kernel"]).transpose(3, 2, 0, 1))
+        h = tf.conv2d(h, k, stride=stride, padding=k.shape[-1] // 2)
+        h = tf.batch_norm(h, t(s["1"]["mean"]), t(s["1"]["var"]), t(p["1"]["scale"]),
+                          t(p["1"]["bias"]), training=False, eps=1e-3)
+        return tf.relu(h)
+
+    def inception(h, p, s):
+        return torch.cat([cbr(h, p["0"], s["0"]),
+                          cbr(cbr(h, p["1"]["0"], s["1"]["0"]), p["1"]["1"], s["1"]["1"]),
+                          cbr(cbr(h, p["2"]["0"], s["2"]["0"]), p["2"]["1"], s["2"]["1"]),
+                          cbr(tf.max_pool2d(h, 3, 1, 1, ceil_mode=True), p["3"]["1"],
+                              s["3"]["1"])], dim=1)
+
+    pool = lambda h, k=3: tf.max_pool2d(h, k, 2, ceil_mode=True)
+    p, s = params["0"], state["0"]
+    h = t(np.asarray(x).transpose(0, 3, 1, 2))
+    h = pool(cbr(h, p["0"], s["0"], 2))
+    h = pool(cbr(cbr(h, p["2"], s["2"]), p["3"], s["3"]))
+    h = pool(inception(inception(h, p["5"], s["5"]), p["6"], s["6"]))
+    h = inception(h, p["8"], s["8"])
+    for i in "012":
+        h = inception(h, params["1"][i], state["1"][i])
+    p, s = params["2"], state["2"]
+    h = pool(inception(h, p["0"], s["0"]), 2)
+    h = inception(inception(h, p["2"], s["2"]), p["3"], s["3"]).mean(dim=(2, 3))
+    logits = h @ t(p["6"]["kernel"]) + t(p["6"]["bias"])
+    np.testing.assert_allclose(np.asarray(y_eval), logits.numpy(), rtol=1e-3, atol=1e-3)
 
 
 def test_googlenet_aux_outputs_and_state():
