@@ -73,7 +73,8 @@ def googlenet(num_classes: int = 1000, *, aux_logits: bool = False, five_by_five
     With ``aux_logits=True`` the two auxiliary classifiers (on the outputs of 4a and
     4d) are built; ``apply(..., train=True)`` then returns ``(logits, aux1, aux2)``
     and evaluation returns ``logits`` alone, as in torchvision (the paper weights the
-    auxiliary losses by 0.3 and discards the heads at inference).
+    auxiliary losses by 0.3 and discards the heads at inference). :func:`fnnet.nn.summary`
+    traces evaluation, so it lists no rows for the heads; its total counts them.
 
     Args:
       num_classes: outputs of the classifier (and of the auxiliary heads).
