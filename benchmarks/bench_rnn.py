@@ -23,7 +23,11 @@ gradient of every weight, and an SGD update. Variants, all in one process:
   under load (alone and quiet it is ~1.9x the two-thread step).
 
 Rounds interleave the variants (rotating the order); reported: the median time of each,
-the median of the per-round ratios to torch, torch_1t and jax_scan, and the load average.
+the median of the per-round ratios to torch, torch_1t and jax_scan, the load average,
+and CPU ms per step (the JAX variants: this process, all threads; torch: its child).
+CPU time hardly depends on the load; a single-threaded step (torch_1t) has wall time =
+CPU time on a quiet machine, and two-thread torch's CPU time includes its OpenMP
+threads' spin-waiting.
 ``--unroll`` sets ``lax.scan``'s unroll.
 """
 from __future__ import annotations
@@ -139,7 +143,7 @@ def make_runs(kind, unroll, rng):
 
         def run(step=step, box=box):
             box[0], loss = step(box[0], xs, target)
-            return jax.block_until_ready(loss)
+            jax.block_until_ready(loss)
         runs[name] = run
     try:
         import torch  # noqa: F401  (only to know it is installed; it runs in a child process)
@@ -161,13 +165,13 @@ net = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(data["x"].shape[2], in
 opt = torch.optim.SGD(net.parameters(), lr=float(data["lr"]))
 x, t = torch.tensor(data["x"]), torch.tensor(data["t"])
 for line in sys.stdin:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(int(line)):
         opt.zero_grad()
         loss = ((net(x)[0] - t) ** 2).mean()
         loss.backward()
         opt.step()
-    print(time.perf_counter() - start, flush=True)
+    print(time.perf_counter() - start, time.process_time() - cpu, flush=True)
 """
 
 
@@ -189,26 +193,31 @@ def torch_worker(kind, xs, target, threads=0):
     atexit.register(proc.kill)
 
     def run():
+        """One step; returns the child's CPU seconds for it."""
         proc.stdin.write("1\n")
         proc.stdin.flush()
-        return float(proc.stdout.readline())
+        return float(proc.stdout.readline().split()[1])
     return run
 
 
 def measure(runs, rounds, reps):
+    """Interleaved rounds: per variant, wall seconds and CPU seconds per step (the JAX
+    variants: this process's CPU time, all threads; torch: its child's CPU time)."""
     for run in runs.values():
         for _ in range(3):
             run()
     times = {k: [] for k in runs}
+    cpus = {k: [] for k in runs}
     names = list(runs)
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            start = time.perf_counter()
+            start, cpu, child = time.perf_counter(), time.process_time(), 0.0
             for _ in range(reps):
-                runs[name]()
+                child += runs[name]() or 0.0
             times[name].append((time.perf_counter() - start) / reps)
-    return times
+            cpus[name].append((child or time.process_time() - cpu) / reps)
+    return times, cpus
 
 
 def main():
@@ -222,14 +231,15 @@ def main():
           f"rounds={args.rounds} x {args.reps}")
     for kind in args.kinds.split(","):
         runs = make_runs(kind, args.unroll, np.random.default_rng(1))
-        times = measure(runs, args.rounds, args.reps)
+        times, cpus = measure(runs, args.rounds, args.reps)
         refs = [r for r in ("torch", "torch_1t", "jax_scan") if r in times]
         print(f"\n{kind}: median ms per train step, and median per-round ratios "
               f"(load average {open('/proc/loadavg').read().split()[0]})")
-        print(f"  {'':11s} {'ms':>8s}   " + "  ".join(f"/{r:9s}" for r in refs))
+        print(f"  {'':11s} {'ms':>8s}   " + "  ".join(f"/{r:9s}" for r in refs) + "   CPU ms")
         for name, ts in times.items():
             ratios = [statistics.median(a / b for a, b in zip(ts, times[r])) for r in refs]
-            print(f"  {name:11s} {1e3 * statistics.median(ts):8.1f}   " + "  ".join(f"{q:10.2f}" for q in ratios))
+            print(f"  {name:11s} {1e3 * statistics.median(ts):8.1f}   " + "  ".join(f"{q:10.2f}" for q in ratios)
+                  + f"   {1e3 * statistics.median(cpus[name]):6.1f}")
 
 
 if __name__ == "__main__":
