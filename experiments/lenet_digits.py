@@ -14,7 +14,7 @@ pooling, 61,706 params). Training: Adam with a cosine-decayed learning rate from
 batches of 32, 100 epochs; every batch is augmented with a random translation of up to
 3 pixels (of 32) and a random rotation of up to 10 degrees (``fnnet.data.augment``),
 which is what carries the net past the writers' shift: without augmentation the same
-net stops at 94.3% with zero training loss.
+net stops at 94.0% (``--set max_shift=0 --set max_degrees=0``) with a training loss of 3e-4.
 
 Reaches 98.3% test accuracy (seed 0; seeds 0-4: 98.3, 98.1, 98.6, 98.7, 98.7, mean
 98.5), against the SVC's 96.9% on the same split; the training set is fitted to 100%.
