@@ -50,7 +50,7 @@ def timed_rounds(runs: dict, rounds: int, reps: dict, base: str = "fnnet") -> tu
     for r in range(rounds):
         for k in (names if r % 2 == 0 else names[::-1]):
             fn = runs[k]
-            time.sleep(0.1)
+            time.sleep(0.3)
             t = time.perf_counter()
             for _ in range(reps[k]):
                 fn()

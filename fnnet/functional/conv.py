@@ -23,6 +23,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from fnnet.functional._checks import bias_add, check_floating
@@ -131,23 +132,33 @@ def _shifted_views(xp, window, stride, dilation, out):
     return views
 
 
+# Largest im2col patch matrix (entries, at most input pixels x window x channels) that
+# "auto" builds on CPU: 2**25 float32 are 128 MiB.
+_MAX_PATCH_ELEMENTS = 1 << 25
+
+
 def _cpu_choice(x, kernel, groups) -> str:
     """The lowering that measured faster on CPU for these shapes (benchmarks/bench_conv.py).
 
-    im2col + matmul wins where XLA's CPU convolution is weakest and the matmul form
-    needs no patch matrix: 1x1 windows (a plain dot) and one input channel per group
-    (a weighted sum of shifted views, e.g. the first layer of LeNet or a depthwise
-    conv), and small convs with few input channels per group (LeNet's second layer:
-    at most 8 channels and at most 32768 output pixels), where XLA's fixed costs
-    dominate. Elsewhere (e.g. a ResNet stem or any wide layer) XLA's conv, forward and
-    backward, measured faster on CPU.
+    XLA:CPU sends a convolution to its fast library (YNNPACK) only when
+    ``max(C_in, C_out) > 16``; below that it is several times slower than a matmul of
+    the same size. The matmul lowering wins for 1x1 windows (a plain dot), one input
+    channel per group (a first layer: im2col; a depthwise conv: a weighted sum of
+    shifted views) and small convs with few input channels per group (LeNet's second
+    layer: at most 8 channels and at most 32768 input pixels). Elsewhere (a ResNet
+    stem, any wide layer) XLA's conv, forward and backward, measured faster on CPU:
+    forcing the matmul lowering everywhere made the ResNet-18 step 1.3x slower.
+    The im2col patch matrix is kept for the backward, so it is used only up to
+    ``_MAX_PATCH_ELEMENTS`` entries (about 10x LeNet's first layer).
     """
     nd = x.ndim - 2
     if all(f == 1 for f in kernel.shape[:nd]) and groups == 1:
         return "matmul"
+    pixels = x.shape[0] * math.prod(x.shape[1:-1])
+    if groups == 1 and pixels * math.prod(kernel.shape[:-1]) > _MAX_PATCH_ELEMENTS:
+        return "xla"
     if kernel.shape[-2] == 1:
         return "matmul"
-    pixels = x.shape[0] * math.prod(x.shape[1:-1])
     if kernel.shape[-2] <= 8 and pixels <= 32768:
         return "matmul"
     return "xla"
@@ -230,6 +241,62 @@ def _conv_im2col_bwd(stride, pads, dilation, residuals, dy):
 _conv_im2col.defvjp(_conv_im2col_fwd, _conv_im2col_bwd)
 
 
+def _column_block(x, kernel, stride, pads, dilation, groups) -> int:
+    """How many output columns (last spatial axis) :func:`_conv_column_blocks` groups
+    into one, or 1 for no blocking.
+
+    Used for few channels (at most 8 in, 16 out: LeNet), where a matmul whose rows are
+    single pixels is too thin: the smallest ``b`` in 2..8 dividing the output width with
+    ``b F > 16`` output channels per block. In the LeNet-5 step, blocking the first
+    layer by 4 and the second by 2 made the step 1.5x (two threads) to 2.8x (one
+    thread) faster on a loaded machine (docs/conv.md).
+    """
+    nd = x.ndim - 2
+    fw, cin, cout = kernel.shape[nd - 1], kernel.shape[-2], kernel.shape[-1]
+    if groups != 1 or stride[-1] != 1 or dilation[-1] != 1 or fw == 1 or cin > 8 or cout > 16:
+        return 1
+    wo = x.shape[-2] + pads[-1][0] + pads[-1][1] - fw + 1
+    for b in range(2, 9):
+        if wo % b == 0 and b * cout > 16:
+            return b
+    return 1
+
+
+def _conv_column_blocks(x, kernel, b, stride, pads, dilation):
+    """A conv with stride and dilation 1 along the last spatial axis, computed over
+    blocks of ``b`` columns (the same function, exactly: the kernel entries are only
+    moved, and multiplied by 1 or 0):
+
+    ``x (N, ..., W, C) -> (N, ..., W / b, b C)`` (a reshape, after padding ``W``),
+    ``K[..., s, (v, c), (u, f)] = w[..., s b + v - u, c, f]`` (zero outside the window,
+    ``s < S = ceil((b + f - 1) / b)``), then an im2col conv with window ``(..., S)`` and
+    output ``(N, ..., Wo / b, b F) -> (N, ..., Wo, F)`` (a reshape).
+
+    Each matmul row then covers ``b`` output pixels: ``K`` grows by ``S b / f`` (1.6x
+    for ``f = 5, b = 4``) but the patch matrix shrinks and is copied in runs ``b``
+    times longer, and the matmul gets ``b F`` output columns.
+    """
+    nd = x.ndim - 2
+    fw, cin, cout = kernel.shape[nd - 1], kernel.shape[-2], kernel.shape[-1]
+    lo, hi = pads[-1]
+    wo = x.shape[-2] + lo + hi - fw + 1
+    nblocks = -(-(b + fw - 1) // b)
+    # The blocks cover (Wo / b + S - 1) b >= Wo + f - 1 input columns (S b >= b + f - 1):
+    # pad the high side with the columns the last block reads beyond the window.
+    width = (wo // b + nblocks - 1) * b
+    x = jnp.pad(x, ((0, 0),) * nd + ((lo, width - x.shape[-2] - lo), (0, 0)))
+    xb = x.reshape(x.shape[:-2] + (width // b, b * cin))
+    select = np.zeros((nblocks, b, b, fw), np.float32)  # [s, v, u, k]: s b + v - u == k
+    for blk, v, u in itertools.product(range(nblocks), range(b), range(b)):
+        if 0 <= blk * b + v - u < fw:
+            select[blk, v, u, blk * b + v - u] = 1
+    kb = jnp.einsum("svuk,...kcf->...svcuf", jnp.asarray(select, kernel.dtype), kernel)
+    kb = kb.reshape(kernel.shape[:nd - 1] + (nblocks, b * cin, b * cout))
+    yb = _conv_im2col(xb, kb, tuple(stride[:-1]) + (1,), tuple(tuple(p) for p in pads[:-1]) + ((0, 0),),
+                      tuple(dilation[:-1]) + (1,))
+    return yb.reshape(yb.shape[:-2] + (wo, cout))
+
+
 def _conv_matmul(x, kernel, stride, pads, dilation, groups):
     """``conv`` as matmuls; the same function as ``_conv_xla``."""
     nd = x.ndim - 2
@@ -240,6 +307,9 @@ def _conv_matmul(x, kernel, stride, pads, dilation, groups):
             x = x[(slice(None),) + tuple(slice(None, None, s) for s in stride) + (slice(None),)]
         return lax.dot_general(x, kernel.reshape(cin, cout), (((x.ndim - 1,), (0,)), ((), ())))
     if groups == 1:
+        b = _column_block(x, kernel, stride, pads, dilation, groups)
+        if b > 1:
+            return _conv_column_blocks(x, kernel, b, stride, pads, dilation)
         return _conv_im2col(x, kernel, tuple(stride), tuple(tuple(p) for p in pads), tuple(dilation))
     out = conv_output_shape(x.shape[1:-1], window, stride, pads, dilation)
     xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),)) if any(map(any, pads)) else x

@@ -249,14 +249,16 @@ def test_lowering_context_and_default(rng):
         b = jax.make_jaxpr(lambda v: F.conv(v, w))(x)
     assert "conv_general_dilated" in str(a) and "conv_general_dilated" not in str(b)
     # "auto": on CPU, 1x1 windows, one input channel per group or small convs with few
-    # channels go to matmul, the rest to XLA.
+    # channels go to matmul (unless the patch matrix would exceed 2**25 entries), the
+    # rest to XLA.
     cpu = jax.default_backend() == "cpu"
     wide = jax.ShapeDtypeStruct((1, 6, 6, 16), jnp.float32)
     big = jax.ShapeDtypeStruct((1, 200, 200, 2), jnp.float32)
     big1 = jax.ShapeDtypeStruct((1, 200, 200, 1), jnp.float32)
+    huge1 = jax.ShapeDtypeStruct((16, 512, 512, 1), jnp.float32)  # patch matrix > 2**25
     for inp, kshape, matmul_on_cpu in [(x, (3, 3, 2, 2), True), (wide, (3, 3, 16, 2), False),
                                        (big, (3, 3, 2, 2), False), (big1, (3, 3, 1, 2), True),
-                                       (wide, (1, 1, 16, 2), True)]:
+                                       (wide, (1, 1, 16, 2), True), (huge1, (5, 5, 1, 8), False)]:
         kernel = jax.ShapeDtypeStruct(kshape, jnp.float32)
         jaxpr = str(jax.make_jaxpr(lambda v, k: F.conv(v, k))(inp, kernel))
         assert ("conv_general_dilated" not in jaxpr) == (cpu and matmul_on_cpu), (inp.shape, kshape)
@@ -313,3 +315,29 @@ def test_matmul_lowering_higher_order(rng, x64):
     _, tangent = jax.jvp(lambda b: F.conv(x, b, stride=(2, 1), padding=1, impl="xla"), (k,), (k,))
     np.testing.assert_allclose(tangent, np_conv(np.asarray(x), np.asarray(k), (2, 1),
                                                 ((1, 1), (1, 1)), (1, 1)), rtol=1e-10, atol=1e-10)
+
+
+def test_column_blocks_against_loops(rng, x64):
+    """The matmul lowering's column-blocked form (few channels, stride 1 along the last
+    axis): values against the NumPy loop, gradients by finite differences."""
+    import sys
+    from fnnet.gradcheck import check_gradients
+    conv_module = sys.modules["fnnet.functional.conv"]
+    cases = [  # input, kernel, stride, pads, dilation
+        ((2, 9, 12, 1), (5, 5, 1, 6), (1, 1), ((0, 0), (0, 0)), (1, 1)),   # LeNet-like, b = 4
+        ((2, 8, 8, 3), (3, 3, 3, 16), (2, 1), ((1, 1), (2, 1)), (2, 1)),   # b = 2, padded
+        ((2, 7, 4), (4, 4, 9), (1,), ((3, 0),), (1,)),                      # 1-D, b = 2
+        ((1, 3, 4, 9, 2), (2, 2, 3, 2, 6), (1, 2, 1), ((0, 0), (1, 0), (0, 2)), (1, 1, 1)),
+    ]
+    for xs, ks, stride, pads, dilation in cases:
+        x, k = rng.normal(size=xs), rng.normal(size=ks)
+        b = conv_module._column_block(x, k, stride, pads, dilation, 1)
+        assert b > 1, (xs, ks)
+        y = F.conv(jnp.asarray(x), jnp.asarray(k), stride=stride, padding=pads, dilation=dilation,
+                   impl="matmul")
+        np.testing.assert_allclose(y, np_conv(x, k, stride, pads, dilation), rtol=1e-10, atol=1e-10)
+    xs, ks, stride, pads, dilation = cases[1]
+    fn = lambda t: F.conv(t["x"], t["k"], stride=stride, padding=pads, dilation=dilation, impl="matmul")
+    tree = {"x": jnp.asarray(rng.normal(size=xs)), "k": jnp.asarray(rng.normal(size=ks))}
+    w = jnp.asarray(rng.normal(size=fn(tree).shape))
+    check_gradients(jax.jit(lambda t: jnp.sum(w * fn(t))), tree, tol=1e-7, vectorize=False)
