@@ -7,7 +7,9 @@ Two lowerings compute the same function:
 - ``"matmul"``: convolution as one matmul of the patch matrix with the kernel (im2col:
   the patches are built one spatial axis at a time from strided slices of the padded
   input), with a ``jax.custom_vjp`` whose backward matmuls XLA:CPU runs on its fast
-  path (see ``fnnet.functional.conv._conv_im2col``); a 1x1 conv is a plain dot, a
+  path (see ``fnnet.functional.conv._conv_im2col``); convs with few channels group
+  blocks of output columns into one patch row (``_conv_column_blocks``); a 1x1 conv is
+  a plain dot, a
   depthwise conv a weighted sum of shifted views; pooling over non-overlapping
   windows is a reshape and a reduction, over overlapping windows an elementwise chain
   over the shifted views. Forward-mode autodiff (``jax.jvp``) is not available
