@@ -1,7 +1,9 @@
-"""Training: compiled train/eval steps, the fit loop, early stopping, checkpoints.
+"""Training: compiled train/eval steps, the fit loop, early stopping, checkpoints, and
+the in-order protocol of reference papers (one compiled scan).
 
 Imports: everything above it in the package (not fnnet.models).
 """
 from fnnet.train.checkpoint import *  # noqa: F401,F403
 from fnnet.train.loop import *  # noqa: F401,F403
 from fnnet.train.step import *  # noqa: F401,F403
+from fnnet.train.in_order import *  # noqa: F401,F403
