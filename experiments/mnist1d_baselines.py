@@ -29,12 +29,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnnet import data, losses, metrics, nn, optim
-from fnnet.train.in_order import fit_in_order, torch_default_init
+from fnnet import data, nn, optim
+from fnnet.train.in_order import classify_seeds_in_order, seed_summary, torch_default_init
 
 PAPER = {"linear": 32.0, "mlp": 68.0}
 
@@ -71,60 +70,22 @@ def train(model: nn.Module, config: Config, x, y, x_test, y_test):
 
     Returns the parameter count and the per-evaluation curves, each ``(num_seeds, evals)``.
     """
-    seeds = config.seed + jnp.arange(config.num_seeds)
-    spec = jax.ShapeDtypeStruct((1, x.shape[1]), x.dtype)
-    params, state = jax.jit(jax.vmap(lambda s: model.init(jax.random.key(s), spec)))(seeds)
-    state = jax.tree.map(lambda a: a[0], state)
-    opt = optim.adam(config.learning_rate)
-    blocks = config.steps // config.eval_every
-    if blocks * config.eval_every != config.steps:
-        raise ValueError(f"mnist1d_baselines: steps ({config.steps}) must be a multiple of eval_every "
-                         f"({config.eval_every})")
-
-    def loss_fn(p, xb, yb):
-        logits, _ = model.apply(p, state, xb)
-        return losses.softmax_cross_entropy_with_integer_labels(logits, yb)
-
-    def evaluate(p):
-        logits, _ = model.apply(p, state, x_test)
-        return {"test_loss": losses.softmax_cross_entropy_with_integer_labels(logits, y_test),
-                "test_accuracy": 100 * metrics.accuracy(logits, y_test)}
-
-    def run_all(params):
-        # evaluations after steps 0, eval_every, ..., steps (the authors' step % eval_every == 0);
-        # the first block's steps before 0 are no-ops
-        _, curves = fit_in_order(loss_fn, opt, params, x, y, batch_size=config.batch_size,
-                                 eval_steps=config.eval_every * np.arange(blocks + 1),
-                                 eval_every=config.eval_every, evaluate=evaluate)
-        return {"train_loss": curves["batch_loss"][:, -1], **curves["eval"]}
-
-    n_params = nn.count_params(jax.tree.map(lambda a: a[0], params))
-    curve = jax.jit(jax.vmap(run_all))(params)
-    return n_params, jax.device_get(curve)
+    return classify_seeds_in_order(model, optim.adam(config.learning_rate),
+                                   config.seed + np.arange(config.num_seeds), (x, y), (x_test, y_test),
+                                   batch_size=config.batch_size, steps=config.steps,
+                                   eval_every=config.eval_every)
 
 
 def run(config: Config) -> dict:
     result, history = {}, []
-    steps_axis = [0] + [config.eval_every * (i + 1) for i in range(config.steps // config.eval_every)]
     for variant in config.variants:
         (x, y), (x_test, y_test) = data.load_mnist1d(shuffle_seq=(variant == "shuffled"))
         x, y, x_test, y_test = map(jnp.asarray, (x, y, x_test, y_test))
         for name in config.models:
-            model = make_model(name, config.hidden)
-            n_params, curve = train(model, config, x, y, x_test, y_test)
-            tag = f"{name}_{variant}"
-            final = curve["test_accuracy"][:, -1]
-            result[f"{tag}_test_accuracy"] = float(final[0])
-            result[f"{tag}_mean_test_accuracy"] = float(np.mean(final))
-            result[f"{tag}_std_test_accuracy"] = float(np.std(final))
-            result[f"{tag}_paper"] = PAPER[name]
-            result[f"{name}_params"] = n_params
-            for i, t in enumerate(steps_axis):
-                if len(history) <= i:
-                    history.append({"step": t})
-                history[i][f"{tag}_test_accuracy"] = float(curve["test_accuracy"][0, i])
-                history[i][f"{tag}_mean_test_accuracy"] = float(np.mean(curve["test_accuracy"][:, i]))
-                history[i][f"{tag}_train_loss"] = float(curve["train_loss"][0, i])
+            n_params, curves = train(make_model(name, config.hidden), config, x, y, x_test, y_test)
+            summary, rows = seed_summary(curves, f"{name}_{variant}", config.eval_every)
+            result.update(summary, **{f"{name}_{variant}_paper": PAPER[name], f"{name}_params": n_params})
+            history = [dict(h, **r) for h, r in zip(history, rows)] if history else rows
     result["seed"], result["num_seeds"] = config.seed, config.num_seeds
     result["history"] = history
     return result

@@ -35,13 +35,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnnet import data, losses, metrics, nn, optim
+from fnnet import data, nn, optim
 from fnnet import functional as F
-from fnnet.train.in_order import fit_in_order, torch_default_init
+from fnnet.train.in_order import classify_seeds_in_order, seed_summary, torch_default_init
 
 PAPER = {"original": 94.0, "shuffled": 56.0}
 PYTORCH_RERUN = {"original": 93.8, "shuffled": 56.7}
@@ -69,61 +68,28 @@ def make_model(channels: int) -> nn.Module:
 
 
 def train(model: nn.Module, config: Config, x, y, x_test, y_test):
-    """``num_seeds`` seeds of the authors' loop as one jitted, vmapped program.
+    """``num_seeds`` seeds of the authors' loop as one jitted, vmapped program, traced
+    under ``config.conv_lowering``.
 
     Returns the parameter count and the curves, each ``(num_seeds, steps // eval_every + 1)``.
     """
-    blocks, rem = divmod(config.steps, config.eval_every)
-    if rem:
-        raise ValueError(f"mnist1d_cnn: steps ({config.steps}) must be a multiple of eval_every "
-                         f"({config.eval_every})")
-    seeds = config.seed + jnp.arange(config.num_seeds)
-    spec = jax.ShapeDtypeStruct((1, x.shape[1]), x.dtype)
-    params, state = jax.jit(jax.vmap(lambda s: model.init(jax.random.key(s), spec)))(seeds)
-    state = jax.tree.map(lambda a: a[0], state)
-    opt = optim.adam(config.learning_rate)
-
-    def loss_fn(p, xb, yb):
-        logits, _ = model.apply(p, state, xb)
-        return losses.softmax_cross_entropy_with_integer_labels(logits, yb)
-
-    def evaluate(p):
-        logits, _ = model.apply(p, state, x_test)
-        return {"test_loss": losses.softmax_cross_entropy_with_integer_labels(logits, y_test),
-                "test_accuracy": 100 * metrics.accuracy(logits, y_test)}
-
-    def run_one(p):
-        _, curves = fit_in_order(loss_fn, opt, p, x, y, batch_size=config.batch_size,
-                                 eval_steps=config.eval_every * np.arange(blocks + 1),
-                                 eval_every=config.eval_every, evaluate=evaluate)
-        return {"train_loss": curves["batch_loss"][:, -1], **curves["eval"]}
-
-    n_params = nn.count_params(jax.tree.map(lambda a: a[0], params))
-    with F.conv_lowering(config.conv_lowering):  # traced (and so lowered) inside the block
-        curves = jax.jit(jax.vmap(run_one))(params)
-    return n_params, jax.device_get(curves)
+    with F.conv_lowering(config.conv_lowering):
+        return classify_seeds_in_order(model, optim.adam(config.learning_rate),
+                                       config.seed + np.arange(config.num_seeds), (x, y), (x_test, y_test),
+                                       batch_size=config.batch_size, steps=config.steps,
+                                       eval_every=config.eval_every)
 
 
 def run(config: Config) -> dict:
     result, history = {}, []
-    steps_axis = [config.eval_every * i for i in range(config.steps // config.eval_every + 1)]
     model = make_model(config.channels)
     for variant in config.variants:
         (x, y), (x_test, y_test) = data.load_mnist1d(shuffle_seq=(variant == "shuffled"))
-        n_params, curve = train(model, config, *map(jnp.asarray, (x, y, x_test, y_test)))
-        final = curve["test_accuracy"][:, -1]
-        result[f"{variant}_test_accuracy"] = float(final[0])
-        result[f"{variant}_mean_test_accuracy"] = float(np.mean(final))
-        result[f"{variant}_std_test_accuracy"] = float(np.std(final))
-        result[f"{variant}_paper"] = PAPER[variant]
-        result[f"{variant}_pytorch_rerun"] = PYTORCH_RERUN[variant]
-        result["params"] = n_params
-        for i, t in enumerate(steps_axis):
-            if len(history) <= i:
-                history.append({"step": t})
-            history[i][f"{variant}_test_accuracy"] = float(curve["test_accuracy"][0, i])
-            history[i][f"{variant}_mean_test_accuracy"] = float(np.mean(curve["test_accuracy"][:, i]))
-            history[i][f"{variant}_train_loss"] = float(curve["train_loss"][0, i])
+        n_params, curves = train(model, config, *map(jnp.asarray, (x, y, x_test, y_test)))
+        summary, rows = seed_summary(curves, variant, config.eval_every)
+        result.update(summary, **{f"{variant}_paper": PAPER[variant],
+                                  f"{variant}_pytorch_rerun": PYTORCH_RERUN[variant], "params": n_params})
+        history = [dict(h, **r) for h, r in zip(history, rows)] if history else rows
     result["seed"], result["num_seeds"] = config.seed, config.num_seeds
     result["history"] = history
     return result

@@ -8,8 +8,11 @@ evaluations, an inner scan over the steps between them), so the whole run compil
 once and ``jax.vmap`` trains several seeds side by side. :func:`torch_default_init`
 re-draws a dense or conv layer's params the way PyTorch's ``nn.Linear`` / ``nn.Conv*``
 do, so such a protocol starts from the same distribution as the published run.
+:func:`classify_seeds_in_order` is the whole protocol for a classifier: several seeds,
+softmax cross-entropy, test loss and accuracy at every evaluation.
 
-Imports: jax, fnnet.init, fnnet.nn (the Module type), fnnet.optim (apply_updates).
+Imports: jax, fnnet.init, fnnet.losses, fnnet.metrics, fnnet.nn (the Module type),
+fnnet.optim (apply_updates).
 """
 from __future__ import annotations
 
@@ -20,9 +23,11 @@ import jax
 import jax.numpy as jnp
 
 from fnnet import init as initializers
-from fnnet.nn.module import Module, spec_of
+from fnnet.losses import softmax_cross_entropy_with_integer_labels as _cross_entropy
+from fnnet.metrics import accuracy as _accuracy
+from fnnet.nn.module import Module, count_params, spec_of
 
-__all__ = ["fit_in_order", "torch_default_init"]
+__all__ = ["fit_in_order", "classify_seeds_in_order", "seed_summary", "torch_default_init"]
 
 
 def fit_in_order(loss_fn: Callable, optimizer, params, x, y, *, batch_size: int,
@@ -95,6 +100,76 @@ def fit_in_order(loss_fn: Callable, optimizer, params, x, y, *, batch_size: int,
     (params, _), curves = jax.lax.scan(block, (params, optimizer.init(params)), jnp.asarray(eval_steps))
     return params, curves
 
+
+
+def classify_seeds_in_order(model: Module, optimizer, seeds, train_data, test_data, *,
+                            batch_size: int, steps: int, eval_every: int):
+    """Train a classifier from several seeds with batches in order, as one program.
+
+    The MNIST-1D paper's protocol (``notebooks/train.py``): for each seed ``s``,
+    params from ``model.init(jax.random.key(s), ...)``, then steps ``0 .. steps``
+    (inclusive, the authors' ``range(steps + 1)``) of :func:`fit_in_order` on the mean
+    softmax cross-entropy, with the test loss and accuracy after steps ``0, eval_every,
+    ..., steps``. All seeds run side by side under one ``jax.jit(jax.vmap(...))``, so
+    trace it under a ``fnnet.functional.conv_lowering`` block to pick the lowering.
+
+    Args:
+      model: a Module giving logits; its state (if any) is used as initialised.
+      optimizer: an fnnet or optax ``GradientTransformation``.
+      seeds: the integer seeds, one run each.
+      train_data, test_data: ``(x, y)`` pairs with integer labels.
+      batch_size, steps, eval_every: as above; ``steps`` a multiple of ``eval_every``.
+
+    Returns:
+      ``(n_params, curves)``: the parameter count of one model and a dict of NumPy
+      arrays ``(len(seeds), steps // eval_every + 1)``: ``"train_loss"`` (the batch loss
+      of each evaluated step), ``"test_loss"`` and ``"test_accuracy"`` (in %).
+    """
+    if steps % eval_every:
+        raise ValueError(f"classify_seeds_in_order: steps ({steps}) must be a multiple of "
+                         f"eval_every ({eval_every})")
+    (x, y), (x_test, y_test) = train_data, test_data
+    spec = jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x.dtype)
+    params, state = jax.jit(jax.vmap(lambda s: model.init(jax.random.key(s), spec)))(jnp.asarray(seeds))
+    state = jax.tree.map(lambda a: a[0], state)
+
+    def loss_fn(p, xb, yb):
+        return _cross_entropy(model.apply(p, state, xb)[0], yb)
+
+    def evaluate(p):
+        logits, _ = model.apply(p, state, x_test)
+        return {"test_loss": _cross_entropy(logits, y_test), "test_accuracy": 100 * _accuracy(logits, y_test)}
+
+    def run_one(p):
+        _, curves = fit_in_order(loss_fn, optimizer, p, x, y, batch_size=batch_size,
+                                 eval_steps=[eval_every * i for i in range(steps // eval_every + 1)],
+                                 eval_every=eval_every, evaluate=evaluate)
+        return {"train_loss": curves["batch_loss"][:, -1], **curves["eval"]}
+
+    n_params = count_params(jax.tree.map(lambda a: a[0], params))
+    return n_params, jax.device_get(jax.jit(jax.vmap(run_one))(params))
+
+
+def seed_summary(curves, tag: str, eval_every: int) -> tuple[dict, list[dict]]:
+    """The results and history rows of :func:`classify_seeds_in_order`'s curves.
+
+    The first seed is the headline run; the others give the spread.
+
+    Returns:
+      ``(summary, rows)``: ``summary`` holds ``{tag}_test_accuracy`` (the first seed's
+      final one) and the ``{tag}_mean_test_accuracy`` / ``{tag}_std_test_accuracy``
+      of the final accuracies over seeds; ``rows`` has one dict per evaluation with its
+      ``step`` and the first seed's ``{tag}_test_accuracy`` and ``{tag}_train_loss``,
+      and ``{tag}_mean_test_accuracy`` over seeds, as Python floats.
+    """
+    acc, loss = curves["test_accuracy"], curves["train_loss"]
+    final = acc[:, -1]
+    summary = {f"{tag}_test_accuracy": float(final[0]), f"{tag}_mean_test_accuracy": float(final.mean()),
+               f"{tag}_std_test_accuracy": float(final.std())}
+    rows = [{"step": eval_every * i, f"{tag}_test_accuracy": float(acc[0, i]),
+             f"{tag}_mean_test_accuracy": float(acc[:, i].mean()), f"{tag}_train_loss": float(loss[0, i])}
+            for i in range(acc.shape[1])]
+    return summary, rows
 
 def torch_default_init(layer: Module) -> Module:
     """``layer`` with params drawn as PyTorch's ``nn.Linear`` / ``nn.Conv*`` draw them.

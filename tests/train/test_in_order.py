@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fnnet import nn, optim
-from fnnet.train.in_order import fit_in_order, torch_default_init
+from fnnet.train.in_order import classify_seeds_in_order, fit_in_order, seed_summary, torch_default_init
 
 
 def _numpy_sgd(w, x, y, batch_size, lr, eval_steps, eval_every):
@@ -75,6 +75,64 @@ def test_fit_in_order_errors():
     with pytest.raises(ValueError, match="apart"):
         fit_in_order(lambda *a: 0.0, optim.sgd(0.1), jnp.zeros(2), x, y, batch_size=5, eval_steps=(1, 2), **kw)
 
+
+
+def _numpy_softmax_regression(w, b, x, y, x_test, y_test, batch_size, lr, steps, eval_every):
+    """Softmax regression with plain SGD, batches in order, evaluated after steps
+    0, eval_every, ..., steps: (batch loss of each evaluated step, test loss, test acc %)."""
+    def loss_and_grads(w, b, xb, yb):
+        z = xb @ w + b
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        loss = -np.mean(np.log(p[np.arange(len(yb)), yb]))
+        dz = p.copy()
+        dz[np.arange(len(yb)), yb] -= 1
+        dz /= len(yb)
+        return loss, xb.T @ dz, dz.sum(0)
+
+    n, curves = x.shape[0], {"train_loss": [], "test_loss": [], "test_accuracy": []}
+    for t in range(steps + 1):
+        s = (t * batch_size) % n
+        loss, gw, gb = loss_and_grads(w, b, x[s:s + batch_size], y[s:s + batch_size])
+        w, b = w - lr * gw, b - lr * gb
+        if t % eval_every == 0:
+            test_loss = loss_and_grads(w, b, x_test, y_test)[0]
+            curves["train_loss"].append(loss)
+            curves["test_loss"].append(test_loss)
+            curves["test_accuracy"].append(100 * np.mean(np.argmax(x_test @ w + b, 1) == y_test))
+    return {k: np.array(v) for k, v in curves.items()}
+
+
+def test_classify_seeds_in_order_matches_numpy_loop(x64):
+    rng = np.random.default_rng(2)
+    x, x_test = rng.normal(size=(12, 4)), rng.normal(size=(9, 4))
+    y, y_test = rng.integers(0, 3, 12), rng.integers(0, 3, 9)
+    model, seeds = nn.dense(3, dtype=jnp.float64), [5, 7]
+    n_params, curves = classify_seeds_in_order(
+        model, optim.sgd(0.3), seeds, (jnp.asarray(x), jnp.asarray(y)), (jnp.asarray(x_test), jnp.asarray(y_test)),
+        batch_size=4, steps=6, eval_every=3)
+    assert n_params == 4 * 3 + 3
+    for i, seed in enumerate(seeds):
+        p, _ = model.init(jax.random.key(seed), jnp.asarray(x[:1]))
+        ref = _numpy_softmax_regression(np.asarray(p["kernel"]), np.asarray(p["bias"]), x, y, x_test, y_test,
+                                        batch_size=4, lr=0.3, steps=6, eval_every=3)
+        for name, values in ref.items():
+            assert curves[name].shape == (2, 3)
+            rtol = 1e-6 if name == "test_accuracy" else 1e-10  # accuracy is a float32 mean
+            np.testing.assert_allclose(curves[name][i], values, rtol=rtol, err_msg=name)
+    with pytest.raises(ValueError, match="multiple of eval_every"):
+        classify_seeds_in_order(model, optim.sgd(0.3), seeds, (x, y), (x_test, y_test),
+                                batch_size=4, steps=7, eval_every=3)
+
+
+def test_seed_summary():
+    curves = {"test_accuracy": np.array([[10.0, 50.0, 70.0], [20.0, 40.0, 90.0]]),
+              "train_loss": np.array([[2.0, 1.0, 0.5], [2.5, 1.5, 0.25]])}
+    summary, rows = seed_summary(curves, "cnn", eval_every=250)
+    assert summary == {"cnn_test_accuracy": 70.0, "cnn_mean_test_accuracy": 80.0, "cnn_std_test_accuracy": 10.0}
+    assert rows[1] == {"step": 250, "cnn_test_accuracy": 50.0, "cnn_mean_test_accuracy": 45.0,
+                       "cnn_train_loss": 1.0}
+    assert [r["step"] for r in rows] == [0, 250, 500]
 
 @pytest.mark.parametrize("layer,shape,fan_in", [(nn.dense(30), (4, 200), 200),
                                                 (nn.conv(25, 3, stride=2, padding=1), (2, 20, 25), 75),
