@@ -49,6 +49,12 @@ _CURRENT: contextvars.ContextVar = contextvars.ContextVar("fnnet_conv_lowering",
 def conv_lowering(impl: str):
     """Within the block, trace convolution and pooling with ``impl``.
 
+    The choice takes effect when a function is traced. JAX reuses what it has traced
+    before, keyed by the function object: a ``jax.jit``-compiled function, and also a
+    ``lax.scan`` body already traced elsewhere, keeps the lowering of its first trace.
+    Enter the block before the first trace (or call ``jax.clear_caches()``), or pass
+    ``impl=`` to the kernel, to be sure of the lowering.
+
     Args:
       impl: ``"auto"`` (``"matmul"`` on CPU, ``"xla"`` elsewhere), ``"xla"`` or
         ``"matmul"``.
