@@ -7,6 +7,8 @@
      :mod:`fnnet.functional._lowering`);
    - ``fnnet[xla]``: the same model forced to XLA's native conv / reduce_window;
    - ``fnnet[matmul]``: forced to the im2col-matmul / reshape lowering everywhere;
+   - ``fnnet[cpu_opts]``: the default lowering, compiled with
+     ``fnnet.functional.cpu_compiler_options()`` (YNNPACK for matmuls only);
    - ``jax``: plain JAX by hand, ``lax.conv_general_dilated`` + ``lax.reduce_window``;
    - ``torch``: PyTorch eager, NCHW.
 2. ResNet-18 (224x224x3, batch 8, train-mode batch norm) forward + backward, written
@@ -77,13 +79,14 @@ def lenet_data(batch=128):
             rng.integers(0, 10, size=batch).astype(np.int32))
 
 
-def fnnet_lenet(x, y, lowering="auto"):
+def fnnet_lenet(x, y, lowering="auto", compiler_options=None):
     model = nn.serial(nn.conv(6, 5), nn.relu, nn.max_pool(2), nn.conv(16, 5), nn.relu, nn.max_pool(2),
                       nn.flatten, nn.dense(120), nn.relu, nn.dense(84), nn.relu, nn.dense(10))
     x, y = jnp.asarray(x), jnp.asarray(y)
     params, state = model.init(jax.random.key(0), x)
     opt = optim.sgd(LR)
-    step = train.make_train_step(model, losses.softmax_cross_entropy_with_integer_labels, opt)
+    step = train.make_train_step(model, losses.softmax_cross_entropy_with_integer_labels, opt,
+                                 compiler_options=compiler_options)
     carry = [params, state, opt.init(params)]
     key = jax.random.key(1)
     with F.conv_lowering(lowering):  # the lowering is fixed when the step is traced
@@ -296,7 +299,9 @@ def main():
 def lenet(rounds, have_torch):
     x, y = lenet_data()
     runs = {"fnnet": fnnet_lenet(x, y), "fnnet[xla]": fnnet_lenet(x, y, "xla"),
-            "fnnet[matmul]": fnnet_lenet(x, y, "matmul"), "jax": jax_lenet(x, y)}
+            "fnnet[matmul]": fnnet_lenet(x, y, "matmul"),
+            "fnnet[cpu_opts]": fnnet_lenet(x, y, compiler_options=F.cpu_compiler_options()),
+            "jax": jax_lenet(x, y)}
     if have_torch:
         runs["torch"] = torch_lenet(x, y)
     before = load_average()
@@ -306,6 +311,8 @@ def lenet(rounds, have_torch):
     print("  median ms per step; ratio = median over rounds of fnnet / variant")
     for k, v in med.items():
         print(f"  {k:14s} {v:8.2f} ms   fnnet/{k} = {ratio[k]:.2f}")
+    if "torch" in med:
+        print(f"  fnnet[cpu_opts]/torch = {med['fnnet[cpu_opts]'] / med['torch']:.2f} (ratio of medians)")
 
 
 def resnet(rounds, have_torch):

@@ -4,6 +4,7 @@ Imports: jax, fnnet.nn (the Module type), fnnet.optim (apply_updates).
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Mapping
 
 import jax
@@ -22,7 +23,7 @@ def _check_model(name: str, model) -> None:
 
 
 def make_train_step(model: Module, loss_fn: LossFn, optimizer, *,
-                    penalty: Callable | None = None) -> Callable:
+                    penalty: Callable | None = None, compiler_options: dict | None = None) -> Callable:
     """A jitted step ``(params, state, opt_state, x, y, key) -> (params, state, opt_state, loss)``.
 
     Minimises ``J = loss_fn(model(x), y) + penalty(params)`` by one optimizer update:
@@ -40,7 +41,7 @@ def make_train_step(model: Module, loss_fn: LossFn, optimizer, *,
         total = loss if penalty is None else loss + penalty(params)
         return total, (loss, new_state)
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=compiler_options)
     def step(params, state, opt_state, x, y, key):
         grads, (loss, new_state) = jax.grad(objective, has_aux=True)(params, state, x, y, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
