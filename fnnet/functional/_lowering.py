@@ -97,8 +97,8 @@ def cpu_compiler_options() -> dict:
 
     They keep XLA:CPU's YNNPACK library for matmuls only and let XLA's own code do the
     reductions (pooling, bias gradients) and elementwise fusions, which it runs on both
-    cores where YNNPACK's did not: the LeNet-5 step (batch 128) took 8.1-8.7 ms instead
-    of 10.4-12.3 ms on 2 cores, 0.84-1.00x PyTorch's step instead of 1.08-1.37x
+    cores where YNNPACK's did not: the LeNet-5 step (batch 128) took 8.1-8.9 ms instead
+    of 9.0-10.3 ms on 2 cores, 1.00-1.09x PyTorch's step instead of 1.11-1.24x
     (``benchmarks/RESULTS.md``). The MLP step was unchanged. Reductions then sum in
     another order, so results differ from the default compile in the last bits, and
     a training run takes another (equally valid) trajectory. Opt-in for that reason.
