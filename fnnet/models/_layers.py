@@ -1,5 +1,5 @@
-"""Building blocks shared by the model zoo: conv + batch norm (+ activation), ReLU6,
-PyTorch's ceil-mode max pooling and adaptive average pooling.
+"""Building blocks shared by the model zoo: the image-input check, conv + batch norm
+(+ activation), ReLU6, PyTorch's ceil-mode max pooling and adaptive average pooling.
 
 Imports: fnnet.nn, fnnet.functional.
 """
@@ -9,6 +9,26 @@ import jax.numpy as jnp
 
 from fnnet import functional as F
 from fnnet import nn
+
+def images(model: nn.Module) -> nn.Module:
+    """``model`` with its input checked to be a batch of images ``(N, H, W, C)`` before
+    any compute (a rank-3 input would otherwise run as a 1-D network); params, state
+    and name are the model's own."""
+    def check(x):
+        shape = tuple(nn.spec_of(x).shape)
+        if len(shape) != 4:
+            raise ValueError(f"{model.name}: expected images (N, H, W, C), got an input of shape {shape}")
+
+    def init(key, x):
+        check(x)
+        return model.init(key, x)
+
+    def apply(params, state, x, *, key=None, train=False):
+        check(x)
+        return model.apply(params, state, x, key=key, train=train)
+
+    return nn.Module(init, apply, model.name)
+
 
 relu6 = nn.activation(lambda x: jnp.minimum(F.relu(x), 6.0), "relu6")
 """``min(max(x, 0), 6)`` (MobileNet)."""

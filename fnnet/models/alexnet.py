@@ -5,7 +5,7 @@ Imports: fnnet.nn, fnnet.functional.
 from __future__ import annotations
 
 from fnnet import nn
-from fnnet.models._layers import adaptive_avg_pool
+from fnnet.models._layers import adaptive_avg_pool, images
 
 __all__ = ["alexnet"]
 
@@ -37,7 +37,7 @@ def alexnet(num_classes: int = 1000, *, hidden: int = 4096, dropout: float = 0.5
       dropout: drop rate before each hidden dense layer (``apply(..., train=True)``
         then needs a key).
     """
-    return nn.serial(
+    return images(nn.serial(
         nn.conv(64, 11, stride=4, padding=2), nn.relu, nn.max_pool(3, 2),
         nn.conv(192, 5, padding=2), nn.relu, nn.max_pool(3, 2),
         nn.conv(384, 3, padding=1), nn.relu,
@@ -48,4 +48,4 @@ def alexnet(num_classes: int = 1000, *, hidden: int = 4096, dropout: float = 0.5
         nn.dropout(dropout), nn.dense(hidden), nn.relu,
         nn.dense(num_classes),
         name="alexnet",
-    )
+    ))

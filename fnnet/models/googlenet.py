@@ -8,7 +8,7 @@ from __future__ import annotations
 import jax
 
 from fnnet import nn
-from fnnet.models._layers import adaptive_avg_pool, conv_bn, max_pool_ceil
+from fnnet.models._layers import adaptive_avg_pool, conv_bn, images, max_pool_ceil
 
 __all__ = ["inception", "googlenet"]
 
@@ -106,7 +106,7 @@ def googlenet(num_classes: int = 1000, *, aux_logits: bool = False, five_by_five
                   name="to_logits"),
     )
     if not aux_logits:
-        return nn.serial(*trunk, name="googlenet")
+        return images(nn.serial(*trunk, name="googlenet"))
 
     heads = {"aux1": _aux_head(num_classes), "aux2": _aux_head(num_classes)}
 
@@ -139,4 +139,4 @@ def googlenet(num_classes: int = 1000, *, aux_logits: bool = False, five_by_five
                     new_state[name] = state[name]
         return ((x, *aux) if train else x), new_state
 
-    return nn.Module(init, apply, "googlenet")
+    return images(nn.Module(init, apply, "googlenet"))

@@ -1,10 +1,11 @@
 """LeNet-5 (LeCun et al., 1998), the classic and the course notes' variant.
 
-Imports: fnnet.nn.
+Imports: fnnet.nn (and the zoo's own _layers).
 """
 from __future__ import annotations
 
 from fnnet import nn
+from fnnet.models._layers import images
 
 __all__ = ["lenet5"]
 
@@ -49,7 +50,7 @@ def lenet5(num_classes: int = 10, *, variant: str = "classic") -> nn.Module:
         act, pool, filters = nn.relu, nn.max_pool(2), (8, 16)
     else:
         raise ValueError(f"lenet5: expected variant 'classic' or 'notes', got {variant!r}")
-    return nn.serial(
+    return images(nn.serial(
         nn.conv(filters[0], 5), act, pool,
         nn.conv(filters[1], 5), act, pool,
         nn.flatten,
@@ -57,4 +58,4 @@ def lenet5(num_classes: int = 10, *, variant: str = "classic") -> nn.Module:
         nn.dense(84), act,
         nn.dense(num_classes),
         name=f"lenet5_{variant}",
-    )
+    ))

@@ -6,7 +6,7 @@ Imports: fnnet.nn, fnnet.functional.
 from __future__ import annotations
 
 from fnnet import nn
-from fnnet.models._layers import conv_bn, relu6
+from fnnet.models._layers import conv_bn, images, relu6
 
 __all__ = ["mobilenet_v1"]
 
@@ -58,4 +58,4 @@ def mobilenet_v1(num_classes: int = 1000, *, width_multiplier: float = 1.0,
             conv_bn(int(filters * width_multiplier), 1, activation=relu6, **_BN),
             name="separable_block"))
     layers += [nn.global_avg_pool, nn.dropout(dropout), nn.dense(num_classes)]
-    return nn.serial(*layers, name="mobilenet_v1")
+    return images(nn.serial(*layers, name="mobilenet_v1"))

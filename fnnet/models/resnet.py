@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from fnnet import nn
-from fnnet.models._layers import conv_bn
+from fnnet.models._layers import conv_bn, images
 
 __all__ = ["cifar_resnet", "resnet18", "resnet34", "resnet50"]
 
@@ -86,7 +86,7 @@ def cifar_resnet(depth: int, num_classes: int = 10, *, shortcut: bool = True,
             in_features = features
     layers += [nn.global_avg_pool, nn.dense(num_classes)]
     kind = "resnet" if shortcut else "plain"
-    return nn.serial(*layers, name=f"cifar_{kind}{depth}")
+    return images(nn.serial(*layers, name=f"cifar_{kind}{depth}"))
 
 
 # ---------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def _imagenet_resnet(name: str, block, blocks: tuple[int, ...], num_classes: int
             module, in_features = block(in_features, features, stride)
             layers.append(module)
     layers += [nn.global_avg_pool, nn.dense(num_classes)]
-    return nn.serial(*layers, name=name)
+    return images(nn.serial(*layers, name=name))
 
 
 _IMAGENET_DOC = """{title} (He et al., 2016, Table 1), as defined in torchvision

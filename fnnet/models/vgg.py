@@ -6,7 +6,7 @@ Imports: fnnet.nn, fnnet.functional.
 from __future__ import annotations
 
 from fnnet import nn
-from fnnet.models._layers import adaptive_avg_pool
+from fnnet.models._layers import adaptive_avg_pool, images
 
 __all__ = ["vgg16", "vgg19"]
 
@@ -31,7 +31,7 @@ def _vgg(depth: int, num_classes: int, batch_norm: bool, hidden: int, dropout: f
                nn.dense(hidden), nn.relu, nn.dropout(dropout),
                nn.dense(hidden), nn.relu, nn.dropout(dropout),
                nn.dense(num_classes)]
-    return nn.serial(*layers, name=f"vgg{depth}" + ("_bn" if batch_norm else ""))
+    return images(nn.serial(*layers, name=f"vgg{depth}" + ("_bn" if batch_norm else "")))
 
 
 _DOC = """VGG-{depth} (configuration {config} of Simonyan & Zisserman, 2015) as defined in

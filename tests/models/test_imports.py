@@ -34,3 +34,16 @@ def test_public_constructors_exported():
                 "resnet50", "googlenet", "inception", "mobilenet_v1"}
     assert expected <= set(dir(models))
     assert all(callable(getattr(models, n)) for n in expected)
+
+
+def test_constructors_reject_inputs_that_are_not_image_batches():
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    not_images = jax.ShapeDtypeStruct((2, 32, 32), jnp.float32)  # (N, H, W): channel axis missing
+    for model in (models.lenet5(), models.cifar_resnet(8), models.alexnet(), models.vgg16(),
+                  models.resnet18(), models.googlenet(), models.googlenet(aux_logits=True),
+                  models.mobilenet_v1()):
+        with pytest.raises(ValueError, match=r"expected images \(N, H, W, C\), got an input of shape \(2, 32, 32\)"):
+            model.init(jax.random.key(0), not_images)
