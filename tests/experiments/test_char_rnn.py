@@ -71,3 +71,14 @@ def test_reduced_run_learns():
     assert result["heldout_bpc"] < result["uniform_bpc"] - 1.0
     sample = result["samples"]["0.5"]
     assert len(sample) == 41 and set(sample) <= set(char_rnn.text.load_text()[:20_000])
+
+
+def test_recurrence_backward_passes_float64_gradient_check(x64):
+    """The hand-written backward of char_rnn.recurrence against central differences."""
+    from fnnet.gradcheck import check_gradients
+
+    rng = np.random.default_rng(3)
+    tree = {"w_hh": jnp.asarray(rng.normal(scale=0.5, size=(4, 4))), "h0": jnp.asarray(rng.normal(size=4)),
+            "xw": jnp.asarray(rng.normal(size=(6, 4)))}
+    weights = jnp.asarray(rng.normal(size=(6, 4)))  # a non-symmetric objective of every h_t
+    check_gradients(lambda t: jnp.sum(weights * char_rnn.recurrence(t["w_hh"], t["h0"], t["xw"])), tree)
