@@ -70,8 +70,29 @@ def sample_sequence(step: Callable, carry, first_token, key, length: int, *, tem
     return tokens
 
 
+@jax.custom_jvp
+def _nll(logits, targets):
+    """``-log softmax(z)[y] = log sum_k exp(z_k - m) - (z_y - m)`` per position, ``m = max_k z_k``."""
+    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    log_norm = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
+    return log_norm - jnp.take_along_axis(shifted, targets[..., None], axis=-1)[..., 0]
+
+
+@_nll.defjvp
+def _nll_jvp(primals, tangents):
+    """``d nll = sum_k (softmax(z)_k - [k = y]) dz_k``: its transpose is one elementwise
+    ``softmax(z) - onehot(y)``, where autodiff of the gather would scatter into zeros."""
+    logits, targets = primals
+    dz = tangents[0]
+    onehot = jax.nn.one_hot(targets, logits.shape[-1], dtype=logits.dtype)
+    return _nll(logits, targets), jnp.sum((jax.nn.softmax(logits, axis=-1) - onehot) * dz, axis=-1)
+
+
 def cross_entropy_nats(logits, targets, mask=None):
     """Mean of ``-log softmax(logits)[target]`` in nats over all positions (or the masked ones).
+
+    Its gradient with respect to the logits is ``(softmax(logits) - onehot(target)) / n``,
+    written out (a custom JVP) so that it compiles to one elementwise pass.
 
     Args:
         logits: (..., V).
@@ -83,8 +104,7 @@ def cross_entropy_nats(logits, targets, mask=None):
     if targets.shape != logits.shape[:-1]:
         raise ValueError(f"cross_entropy_nats: targets of shape {logits.shape[:-1]} expected for logits "
                          f"{logits.shape}, got {targets.shape}")
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.take_along_axis(logp, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    nll = _nll(logits, targets.astype(jnp.int32))
     if mask is None:
         return jnp.mean(nll)
     mask = jnp.asarray(mask, nll.dtype)

@@ -180,3 +180,28 @@ def test_saturating_counter():
     top = jnp.asarray(np.iinfo(np.int32).max, jnp.int32)
     assert int(optim.safe_increment(top)) == np.iinfo(np.int32).max
     assert int(optim.safe_increment(jnp.asarray(4, jnp.int32))) == 5
+
+
+def test_flatten_matches_optax_flatten_and_the_unflattened_transform(rng):
+    """Clip + Adagrad on the raveled params: the same steps as optax.flatten of optax's
+    pieces, and bitwise the steps of the per-leaf transform (both are elementwise)."""
+    params = tree(rng)
+    inner = lambda: optim.chain(optim.clip(0.5), optim.adagrad(0.1, initial_accumulator_value=0.0))  # noqa: E731
+    fnnet_flat, per_leaf = optim.flatten(inner()), inner()
+    reference = optax.flatten(optax.chain(optax.clip(0.5), optax.adagrad(0.1, initial_accumulator_value=0.0)))
+    states = [fnnet_flat.init(params), per_leaf.init(params), reference.init(params)]
+    assert jax.tree.leaves(states[0])[0].shape == (12,)      # one vector: 6 + 2 + 4 entries
+    ps = [params] * 3
+    for step in range(20):
+        grads = jax.tree.map(lambda x: jnp.sin(3.0 * x + step), ps[0])
+        for k, opt in enumerate((fnnet_flat, per_leaf, reference)):
+            u, states[k] = opt.update(grads, states[k], ps[k])
+            ps[k] = optim.apply_updates(ps[k], u)
+    chex.assert_trees_all_equal(ps[0], ps[1])
+    chex.assert_trees_all_close(ps[0], ps[2], rtol=1e-6, atol=1e-7)
+    assert jax.tree.structure(ps[0]) == jax.tree.structure(params)
+
+
+def test_flatten_rejects_a_non_transform():
+    with pytest.raises(TypeError, match="flatten"):
+        optim.flatten(lambda g: g)
