@@ -13,6 +13,11 @@ gradient of every weight, and an SGD update. Variants, all in one process:
 - ``fnnet``: the default ``implementation="fused"``: the same forward, and a custom VJP
   whose backward loop carries only ``dh`` (``dc``) and computes the weight gradients as
   one matmul over all time steps.
+- ``matmul_floor`` (LSTM only): not an LSTM, a lower bound for any XLA program of the
+  fused kernel's shape: only its matmuls, in the same order and with the same
+  dependencies (per step ``[x_t, h] @ [W_ih; W_hh]`` forward and ``da @ W_hh^T``
+  backward, then the weight and input gradients over all steps), with the gates
+  replaced by the cheapest glue that keeps each step waiting for the previous one.
 - ``torch``: ``torch.nn.LSTM/GRU(batch_first=True)`` with ``loss.backward()`` and
   ``torch.optim.SGD``, in a child process that never imports JAX (in one process
   XLA's and torch's thread pools fight and torch's step is 2-5x slower); the
@@ -111,6 +116,38 @@ def plain_gru(p, xs):
     return jnp.swapaxes(ys, 0, 1)
 
 
+def matmul_floor(p, xs):
+    """The LSTM step's matmuls alone (see the module docstring), with a custom VJP."""
+    w = jnp.concatenate([p["w_ih"], p["w_hh"]], axis=0)      # (F + H, 4H)
+    xs_tm = jnp.swapaxes(xs, 0, 1)
+
+    def forward(w, xs_tm):
+        def step(h, x):
+            z = jnp.concatenate([x, h], axis=-1)
+            g = z @ w
+            return g[:, :H], (z, g)
+        h, (zs, gs) = jax.lax.scan(step, jnp.zeros((xs_tm.shape[1], H), xs.dtype), xs_tm)
+        return h, (w, zs, gs)
+
+    def backward(res, dh):
+        w, zs, gs = res
+        w_hh_t = w[FIN:].T
+
+        def step(d, g):
+            da = g * jnp.tile(d, (1, 4))
+            return da @ w_hh_t, da
+        _, das = jax.lax.scan(step, dh, gs, reverse=True)
+        da2 = das.reshape(-1, 4 * H)
+        d_w = zs.reshape(-1, FIN + H).T @ da2
+        d_xs = (da2 @ w[:FIN].T).reshape(xs_tm.shape)
+        return d_w, d_xs
+
+    run = jax.custom_vjp(lambda w, x: forward(w, x)[0])
+    run.defvjp(forward, backward)
+    h = run(w, xs_tm)
+    return jnp.broadcast_to(h[:, None, :], xs.shape[:2] + (H,))
+
+
 def jax_step(forward):
     @jax.jit
     def step(p, xs, target):
@@ -137,6 +174,8 @@ def make_runs(kind, unroll, rng):
                 "jax_hoisted": hoisted_lstm if kind == "lstm" else hoisted_gru,
                 "fnnet_scan": fnnet_forward(kind, "scan", unroll),
                 "fnnet": fnnet_forward(kind, "fused", unroll)}
+    if kind == "lstm":
+        forwards["matmul_floor"] = matmul_floor
     for name, fwd in forwards.items():
         step = jax_step(fwd)
         box = [init_params(np.random.default_rng(0), gates)]
