@@ -70,12 +70,19 @@ def sample_sequence(step: Callable, carry, first_token, key, length: int, *, tem
     return tokens
 
 
+def _nll_and_softmax(logits, targets):
+    """``-log softmax(z)[y] = log s - (z_y - m)`` per position, with ``m = max_k z_k`` and
+    ``s = sum_k exp(z_k - m)``; and ``softmax(z) = exp(z - m) / s`` from the same pieces."""
+    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    e = jnp.exp(shifted)
+    s = jnp.sum(e, axis=-1, keepdims=True)
+    nll = jnp.log(s[..., 0]) - jnp.take_along_axis(shifted, targets[..., None], axis=-1)[..., 0]
+    return nll, e / s
+
+
 @jax.custom_jvp
 def _nll(logits, targets):
-    """``-log softmax(z)[y] = log sum_k exp(z_k - m) - (z_y - m)`` per position, ``m = max_k z_k``."""
-    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
-    log_norm = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1))
-    return log_norm - jnp.take_along_axis(shifted, targets[..., None], axis=-1)[..., 0]
+    return _nll_and_softmax(logits, targets)[0]
 
 
 @_nll.defjvp
@@ -83,9 +90,9 @@ def _nll_jvp(primals, tangents):
     """``d nll = sum_k (softmax(z)_k - [k = y]) dz_k``: its transpose is one elementwise
     ``softmax(z) - onehot(y)``, where autodiff of the gather would scatter into zeros."""
     logits, targets = primals
-    dz = tangents[0]
+    nll, p = _nll_and_softmax(logits, targets)
     onehot = jax.nn.one_hot(targets, logits.shape[-1], dtype=logits.dtype)
-    return _nll(logits, targets), jnp.sum((jax.nn.softmax(logits, axis=-1) - onehot) * dz, axis=-1)
+    return nll, jnp.sum((p - onehot) * tangents[0], axis=-1)
 
 
 def cross_entropy_nats(logits, targets, mask=None):
