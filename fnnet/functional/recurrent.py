@@ -401,6 +401,9 @@ def _masked(m, new, old):
 
 
 def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):
+    """The LSTM over time-major ``xs``; with ``keep``, also the residuals of the backward
+    pass: every step's pre-activations ``a_t``, carried cell state ``c_t`` and (masked
+    runs only; unmasked, they are the outputs) carried hidden state ``h_t``."""
     hid = h0.shape[-1]
     b = (b_ih + b_hh).reshape(1, -1)
     w = jnp.concatenate([w_ih, w_hh], axis=0)       # (F + h, 4h): one dot per step
@@ -409,20 +412,23 @@ def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):
     def step(carry, inp):
         h, c = carry
         x_t, m_t = inp
-        z = jnp.concatenate([x_t, h], axis=-1)
-        g = z @ w + b
-        i = jax.nn.sigmoid(g[:, :hid])
-        f = jax.nn.sigmoid(g[:, hid:2 * hid])
-        gg = jnp.tanh(g[:, 2 * hid:3 * hid])
-        o = jax.nn.sigmoid(g[:, 3 * hid:])
+        a = jnp.concatenate([x_t, h], axis=-1) @ w + b
+        i, f, gg, o = _lstm_gates(a, hid)
         c_new = f * c + i * gg
         h_new = o * jnp.tanh(c_new)
         y = h_new if m_t is None else m_t * h_new
-        res = (jnp.concatenate([i, f, gg, o], axis=-1), c_new, z, c) if keep else None
-        return (_masked(m_t, h_new, h), _masked(m_t, c_new, c)), (y, res)
+        h, c = _masked(m_t, h_new, h), _masked(m_t, c_new, c)
+        res = None if not keep else (a, c) if m_t is None else (a, c, h)
+        return (h, c), (y, res)
 
     (h, c), (ys, res) = jax.lax.scan(step, (h0, c0), (xs, m3), unroll=unroll)
     return (h, c), ys, res
+
+
+def _lstm_gates(a, hid):
+    """``i, f, g, o`` from the pre-activations ``a = [x, h] W + b`` (PyTorch's order)."""
+    return (jax.nn.sigmoid(a[:, :hid]), jax.nn.sigmoid(a[:, hid:2 * hid]),
+            jnp.tanh(a[:, 2 * hid:3 * hid]), jax.nn.sigmoid(a[:, 3 * hid:]))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(8,))
@@ -433,21 +439,26 @@ def _lstm_fused(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll):
 
 def _lstm_fused_fwd(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll):
     (h, c), ys, res = _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, True)
-    return ((h, c), ys), (w_ih, w_hh, mask, res)
+    hs = ys if mask is None else res[2]
+    return ((h, c), ys), (w_ih, w_hh, h0, c0, xs, mask, res[0], res[1], hs)
 
 
 def _lstm_fused_bwd(unroll, res, cts):
-    w_ih, w_hh, mask, (gates, cs, zs, c_prev) = res
+    # The forward stores three arrays per step (pre-activations, carried c and the
+    # outputs); the gates are recomputed here, and c_{t-1} and h_{t-1} are the stored
+    # states shifted by one step. At a masked step dh = dc = 0 enter, so da = 0 whatever
+    # the carried c there holds.
+    w_ih, w_hh, h0, c0, xs, mask, pre, cs, hs = res
     (dh_T, dc_T), dys = cts
     hid = dh_T.shape[-1]
-    fin = w_ih.shape[0]
     m3 = _mask3(mask, dys)
     w_hh_t = w_hh.T
+    c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
 
     def step(carry, inp):
         dh, dc = carry
-        dy, g, c, cp, m_t = inp
-        i, f, gg, o = g[:, :hid], g[:, hid:2 * hid], g[:, 2 * hid:3 * hid], g[:, 3 * hid:]
+        dy, a, c, cp, m_t = inp
+        i, f, gg, o = _lstm_gates(a, hid)
         if m_t is None:
             dh_new, dc_new = dh + dy, dc
         else:
@@ -463,15 +474,17 @@ def _lstm_fused_bwd(unroll, res, cts):
             dc_prev = dc_prev + (1 - m_t) * dc
         return (dh_prev, dc_prev), da
 
-    (dh0, dc0), da = jax.lax.scan(step, (dh_T, dc_T), (dys, gates, cs, c_prev, m3), reverse=True,
+    (dh0, dc0), da = jax.lax.scan(step, (dh_T, dc_T), (dys, pre, cs, c_prev, m3), reverse=True,
                                   unroll=unroll)
-    # Both weight gradients in one (F + h, T*N) x (T*N, 4h) matmul: zs holds [x_t, h_{t-1}].
+    fin = w_ih.shape[0]
     da2 = da.reshape(-1, 4 * hid)
-    d_w = zs.reshape(-1, fin + hid).T @ da2
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    d_w_ih = xs.reshape(-1, fin).T @ da2
+    d_w_hh = h_prev.reshape(-1, hid).T @ da2
     d_b = jnp.sum(da2, axis=0)
     d_xs = (da2 @ w_ih.T).reshape(da.shape[:2] + (fin,))
     d_mask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
-    return d_w[:fin], d_w[fin:], d_b, d_b, dh0, dc0, d_xs, d_mask
+    return d_w_ih, d_w_hh, d_b, d_b, dh0, dc0, d_xs, d_mask
 
 
 _lstm_fused.defvjp(_lstm_fused_fwd, _lstm_fused_bwd)
