@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnnet import optim, text
+from fnnet import functional as F, optim, text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,54 +74,17 @@ def cell(params, h, token):
     return h, h @ params["w_out"] + params["b_out"]
 
 
-@jax.custom_vjp
-def recurrence(w_hh, h0, xw):
-    """The hidden states ``hs (T, H)``, ``h_t = tanh(xw_t + h_{t-1} W_hh)``, from ``h0 (H,)``.
-
-    Backward (hand-written, as in min-char-rnn): the loop carries only ``dh``,
-    ``da_t = (dhs_t + dh) * (1 - h_t^2)``, ``dh <- da_t W_hh^T``; then
-    ``dW_hh = H_prev^T dA`` is one matmul over the T steps (JAX's transpose of the
-    scan would accumulate an (H, H) outer product inside the loop at every step).
-    """
-    return _recurrence_fwd(w_hh, h0, xw)[0]
-
-
-def _recurrence_fwd(w_hh, h0, xw):
-    def step(h, xw_t):
-        h = jnp.tanh(xw_t + h @ w_hh)
-        return h, h
-
-    _, hs = jax.lax.scan(step, h0, xw)
-    return hs, (w_hh, h0, hs)
-
-
-def _recurrence_bwd(res, dhs):
-    w_hh, h0, hs = res
-    w_hh_t = w_hh.T
-
-    def step(dh, inp):
-        dhs_t, h_t = inp
-        da = (dhs_t + dh) * (1 - h_t * h_t)
-        return da @ w_hh_t, da
-
-    dh0, da = jax.lax.scan(step, jnp.zeros_like(h0), (dhs, hs), reverse=True)
-    h_prev = jnp.concatenate([h0[None, :], hs[:-1]], axis=0)
-    return h_prev.T @ da, dh0, da
-
-
-recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
-
-
 def unroll(params, h0, tokens):
     """Run the RNN over ``tokens`` (T,) from ``h0`` (H,): returns (logits (T, V), h_T).
 
     The input projection (a row gather, = ``W_xh`` times a one-hot) and the output
-    layer are applied to all steps at once; only ``h W_hh`` sits in the scan
-    (:func:`recurrence`, with a hand-written backward pass).
+    layer are applied to all steps at once; only ``h W_hh`` sits in the loop
+    (``fnnet.functional.rnn_recurrence``, whose backward pass is min-char-rnn's: the
+    loop carries only ``dh``, and ``dW_hh`` is one matmul after it).
     """
     xw = params["w_ih"][tokens] + params["b_h"][None, :]
-    hs = recurrence(params["w_hh"], h0, xw)
-    return hs @ params["w_out"] + params["b_out"][None, :], hs[-1]
+    h_T, hs = F.rnn_recurrence(params["w_hh"], h0, xw)
+    return hs @ params["w_out"] + params["b_out"][None, :], h_T
 
 
 def chunk_loss(params, h0, inputs, targets):

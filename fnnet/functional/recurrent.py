@@ -14,9 +14,10 @@ Sequences are **batch-major**: ``xs`` has shape ``(N, T, F)`` and outputs ``(N, 
 (PyTorch's ``batch_first=True``). Internally the scan runs time-major.
 
 :func:`scan` runs any cell (yours too), one call per step. :func:`rnn_sequence`,
-:func:`gru_sequence` and :func:`lstm_sequence` run the built-in cells; the LSTM and GRU
-ones default to a fused kernel with a hand-written backward pass whose loop carries
-only ``dh`` (``dc``) and whose weight gradients are one matmul over all time steps.
+:func:`gru_sequence` and :func:`lstm_sequence` run the built-in cells; they default to a
+fused kernel with a hand-written backward pass whose loop carries only ``dh`` (``dc``)
+and whose weight gradients are matmuls over all time steps. :func:`rnn_recurrence` is
+the Elman kernel on precomputed input projections (e.g. an embedding lookup).
 
 Padded variable-length sequences: ``lengths (N,)`` freezes each sequence's carry after
 its last valid step and zeroes its outputs there, so the final carry is the state at
@@ -38,7 +39,7 @@ import numpy as np
 from fnnet.functional._checks import bias_add, check_floating, check_rank
 
 __all__ = ["rnn_cell", "gru_cell", "lstm_cell", "rnn_sequence", "gru_sequence", "lstm_sequence",
-           "scan", "sequence_mask", "reverse_padded", "last_valid"]
+           "rnn_recurrence", "scan", "sequence_mask", "reverse_padded", "last_valid"]
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
@@ -325,16 +326,64 @@ def _sequence(name, recur, params, carry, xs, lengths, reverse, unroll):
 
 
 def rnn_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None, reverse: bool = False,
-                 unroll: int = 1, activation: str = "tanh"):
+                 unroll: int = 1, activation: str = "tanh", implementation: str = "fused"):
     """:func:`rnn_cell` over ``xs (N, T, F)``; same result as ``scan(rnn_cell, ...)``.
+
+    ``implementation="fused"`` computes ``x W_ih + b`` for all steps as one matmul and
+    runs :func:`rnn_recurrence` (hand-written backward pass); ``"scan"`` lets JAX
+    differentiate the scan of the cell.
 
     Returns ``(h_final, ys (N, T, h))``.
     """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"rnn_sequence: expected activation 'tanh' or 'relu', got {activation!r}")
+    _check_activation("rnn_sequence", activation)
+    _check_impl("rnn_sequence", implementation)
     _check_params("rnn_sequence", params, 1)
+    if implementation == "fused":
+        _check_input("rnn_sequence", params, xs)
+        b = (params["b_ih"] + params["b_hh"]).reshape(1, 1, -1)
+        return _fused_sequence("rnn_sequence", lambda x, m: _rnn_fused(
+            params["w_hh"], carry, x @ params["w_ih"] + b, m, unroll, activation), xs, lengths, reverse)
     return _sequence("rnn_sequence", lambda p, c, x: _rnn_recur(p, c, x, activation),
                      params, carry, xs, lengths, reverse, unroll)
+
+
+def rnn_recurrence(w_hh: jax.Array, h0: jax.Array, xp: jax.Array, *, lengths=None, unroll: int = 1,
+                   activation: str = "tanh"):
+    """The Elman recurrence on precomputed input projections ``xp (N, T, h)``:
+    ``h_t = act(xp_t + h_{t-1} W_hh)`` from ``h0 (N, h)``.
+
+    For inputs whose projection is not a matmul, e.g. an embedding lookup
+    ``xp = W_xh[tokens] + b`` (a character language model). The backward pass is
+    written out: its loop carries only ``dh``, with ``da_t = (dy_t + dh) * act'(a_t)`` and
+    ``dh <- da_t W_hh^T``, and ``dW_hh = H_{prev}^T dA`` is one matmul after the loop.
+    ``lengths`` masks padded steps as in :func:`rnn_sequence`. A single unbatched
+    sequence, ``h0 (h,)`` and ``xp (T, h)``, runs as matrix-vector products (no lengths).
+
+    Returns ``(h_final, hs)``, ``hs`` shaped like ``xp``.
+    """
+    name = "rnn_recurrence"
+    _check_activation(name, activation)
+    check_rank(name, "hidden-to-hidden weights (h, h)", w_hh, 2)
+    hid = h0.shape[-1] if h0.ndim else 0
+    batched = h0.ndim == 2
+    if (h0.ndim not in (1, 2) or w_hh.shape != (hid, hid) or xp.ndim != h0.ndim + 1
+            or xp.shape[-1] != hid or (batched and xp.shape[0] != h0.shape[0])):
+        want = f"({h0.shape[0]}, T, {hid})" if batched else f"(T, {hid})"
+        raise ValueError(f"{name}: expected h0 (N, h) or (h,), w_hh (h, h) and xp {want}; got h0 {h0.shape}, "
+                         f"w_hh {w_hh.shape} and xp {xp.shape}")
+    if not batched:
+        if lengths is not None:
+            raise ValueError(f"{name}: lengths need a batch: h0 (N, h) and xp (N, T, h), got h0 {h0.shape}")
+        check_floating(name, "input", xp)
+        return _rnn_fused(w_hh, h0, xp, None, unroll, activation)
+    _check_sequence(name, xp, lengths)
+    return _fused_sequence(name, lambda x, m: _rnn_fused(w_hh, h0, x, m, unroll, activation),
+                           xp, lengths, False)
+
+
+def _check_activation(name, activation):
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"{name}: expected activation 'tanh' or 'relu', got {activation!r}")
 
 
 def gru_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None, reverse: bool = False,
@@ -398,6 +447,61 @@ def _mask3(mask_tm, like):
 
 def _masked(m, new, old):
     return new if m is None else m * new + (1 - m) * old
+
+
+def _rnn_forward(w_hh, h0, xp, mask, unroll, activation, keep):
+    """The recurrence over time-major ``xp``: ``(h_T, ys, hs)``, where ``hs`` (with ``keep``)
+    are the carried states, which differ from the outputs ``ys`` only in a masked run."""
+    act = _ACTIVATIONS[activation]
+    m3 = _mask3(mask, xp)
+
+    def step(h, inp):
+        xp_t, m_t = inp
+        h_new = act(xp_t + h @ w_hh)
+        y = h_new if m_t is None else m_t * h_new
+        h = _masked(m_t, h_new, h)
+        return h, (y, h if keep and m_t is not None else None)
+
+    h, (ys, hs) = jax.lax.scan(step, h0, (xp, m3), unroll=unroll)
+    return h, ys, ys if hs is None else hs
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _rnn_fused(w_hh, h0, xp, mask, unroll, activation):
+    return _rnn_forward(w_hh, h0, xp, mask, unroll, activation, False)[:2]
+
+
+def _rnn_fused_fwd(w_hh, h0, xp, mask, unroll, activation):
+    h, ys, hs = _rnn_forward(w_hh, h0, xp, mask, unroll, activation, True)
+    return (h, ys), (w_hh, h0, mask, ys, hs)
+
+
+def _rnn_fused_bwd(unroll, activation, res, cts):
+    # act'(a_t) from the outputs: tanh' = 1 - y^2, relu' = [y > 0]. At a masked step the
+    # output is 0, but dh = 0 enters there, so da = 0 all the same.
+    w_hh, h0, mask, ys, hs = res
+    dh_T, dys = cts
+    m3 = _mask3(mask, dys)
+    w_hh_t = w_hh.T
+
+    def step(dh, inp):
+        dy, y, m_t = inp
+        d = dh + dy if m_t is None else m_t * (dh + dy)
+        da = d * (1 - y * y) if activation == "tanh" else d * (y > 0).astype(d.dtype)
+        dh_prev = da @ w_hh_t
+        if m_t is not None:
+            dh_prev = dh_prev + (1 - m_t) * dh
+        return dh_prev, da
+
+    dh0, da = jax.lax.scan(step, dh_T, (dys, ys, m3), reverse=True, unroll=unroll)
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    hid = h0.shape[-1]
+    d_w_hh = h_prev.reshape(-1, hid).T @ da.reshape(-1, hid)
+    d_mask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
+    return d_w_hh, dh0, da, d_mask
+
+
+_rnn_fused.defvjp(_rnn_fused_fwd, _rnn_fused_bwd)
 
 
 def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):

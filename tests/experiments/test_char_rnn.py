@@ -73,12 +73,15 @@ def test_reduced_run_learns():
     assert len(sample) == 41 and set(sample) <= set(char_rnn.text.load_text()[:20_000])
 
 
-def test_recurrence_backward_passes_float64_gradient_check(x64):
-    """The hand-written backward of char_rnn.recurrence against central differences."""
+def test_chunk_loss_passes_float64_gradient_check(x64):
+    """The loss through the gather, the recurrence's written-out backward
+    (``F.rnn_recurrence``) and the output layer, against central differences."""
     from fnnet.gradcheck import check_gradients
 
     rng = np.random.default_rng(3)
-    tree = {"w_hh": jnp.asarray(rng.normal(scale=0.5, size=(4, 4))), "h0": jnp.asarray(rng.normal(size=4)),
-            "xw": jnp.asarray(rng.normal(size=(6, 4)))}
-    weights = jnp.asarray(rng.normal(size=(6, 4)))  # a non-symmetric objective of every h_t
-    check_gradients(lambda t: jnp.sum(weights * char_rnn.recurrence(t["w_hh"], t["h0"], t["xw"])), tree)
+    params = {k: jnp.asarray(v) for k, v in {
+        "w_ih": rng.normal(scale=0.5, size=(5, 4)), "w_hh": rng.normal(scale=0.5, size=(4, 4)),
+        "b_h": rng.normal(size=4), "w_out": rng.normal(scale=0.5, size=(4, 5)), "b_out": rng.normal(size=5)}.items()}
+    tokens = jnp.asarray(rng.integers(0, 5, 7))
+    h0 = jnp.asarray(rng.normal(size=4))
+    check_gradients(lambda p: char_rnn.chunk_loss(p, h0, tokens[:-1], tokens[1:])[0], params)

@@ -99,9 +99,7 @@ def test_cell_and_sequence_match_numpy(name, G, cell, seq, ref, peep, rng):
     rc1, ry1 = ref(p, c0, xs[:, 0])
     np.testing.assert_allclose(y1, ry1, rtol=1e-5, atol=1e-5)
     # generic scan and the hoisted sequence kernel
-    outs = [F.scan(cell, jp, c0, xs), seq(jp, c0, xs)]
-    if name.startswith(("gru", "lstm")):
-        outs.append(seq(jp, c0, xs, implementation="scan"))
+    outs = [F.scan(cell, jp, c0, xs), seq(jp, c0, xs), seq(jp, c0, xs, implementation="scan")]
     for got_c, got_y in outs:
         np.testing.assert_allclose(got_y, want_y, rtol=1e-5, atol=1e-5)
         for a, b in zip(jax.tree.leaves(got_c), jax.tree.leaves(want_c)):
@@ -113,7 +111,8 @@ def test_cell_and_sequence_match_numpy(name, G, cell, seq, ref, peep, rng):
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("name,G,cell,seq,ref,peep", [CASES[2], CASES[4]], ids=["gru", "lstm"])
+@pytest.mark.parametrize("name,G,cell,seq,ref,peep", [CASES[0], CASES[1], CASES[2], CASES[4]],
+                         ids=["rnn_tanh", "rnn_relu", "gru", "lstm"])
 def test_masking_equals_each_sequence_alone(name, G, cell, seq, ref, peep, reverse, rng):
     p = make_params(rng, FIN, H, G, peep)
     xs = rng.normal(size=(N, T, FIN)).astype(np.float32)
@@ -172,7 +171,9 @@ def test_helpers_against_numpy():
     ("gru", 3, F.gru_sequence, False, (3, 2), True),                  # fused backward, masked
     ("gru", 3, functools.partial(F.gru_sequence, implementation="scan"), False, None, False),
     ("gru_cho", 3, functools.partial(F.gru_sequence, reset_after=False), False, (3, 2), False),
-    ("rnn", 1, F.rnn_sequence, False, None, True),
+    ("rnn", 1, F.rnn_sequence, False, None, True),                    # fused backward
+    ("rnn", 1, F.rnn_sequence, False, (3, 1), True),                  # fused backward, masked
+    ("rnn", 1, functools.partial(F.rnn_sequence, activation="relu"), False, (2, 3), False),
     ("lstm", 4, F.lstm_sequence, False, (3, 1), False),               # fused backward, masked
     ("lstm", 4, F.lstm_sequence, False, None, True),                  # fused backward
     ("lstm", 4, F.lstm_sequence, True, (3, 1), True),                 # peepholes: autodiff of the scan
@@ -205,6 +206,45 @@ def central_difference_error(f, tree, eps=1e-6):
         e[i] = eps
         fd[i] = (float(h(v + e)) - float(h(v - e))) / (2 * eps)
     return np.linalg.norm(g - fd) / (np.linalg.norm(g) + np.linalg.norm(fd))
+
+
+def test_rnn_recurrence_on_an_embedding_lookup(x64, rng):
+    """The recurrence alone (inputs projected by a row lookup) against a NumPy loop, its
+    masking against each sequence alone, and its gradients against central differences."""
+    V, T_, H_ = 7, 6, 4
+    emb, w_hh = rng.normal(size=(V, H_)), rng.normal(size=(H_, H_)) * 0.5
+    tokens = rng.integers(0, V, (2, T_))
+    h0 = rng.normal(size=(2, H_))
+    h, want = h0.copy(), []
+    for t in range(T_):
+        h = np.tanh(emb[tokens[:, t]] + h @ w_hh)
+        want.append(h)
+    h_T, hs = F.rnn_recurrence(jnp.asarray(w_hh), jnp.asarray(h0), jnp.asarray(emb)[tokens])
+    np.testing.assert_allclose(hs, np.stack(want, 1), rtol=1e-12)
+    np.testing.assert_allclose(h_T, want[-1], rtol=1e-12)
+    lengths = jnp.asarray([T_, 2])
+    h_T, hs = F.rnn_recurrence(jnp.asarray(w_hh), jnp.asarray(h0), jnp.asarray(emb)[tokens], lengths=lengths)
+    np.testing.assert_allclose(h_T[1], want[1][1], rtol=1e-12)
+    np.testing.assert_array_equal(hs[1, 2:], 0.0)
+    target = jnp.asarray(rng.normal(size=(2, T_, H_)))
+    tree = {"emb": jnp.asarray(emb), "w_hh": jnp.asarray(w_hh), "h0": jnp.asarray(h0)}
+
+    def f(t):
+        h_T, hs = F.rnn_recurrence(t["w_hh"], t["h0"], t["emb"][tokens], lengths=lengths)
+        return jnp.sum((hs - target) ** 2) + jnp.sum(h_T ** 3)
+
+    assert central_difference_error(f, tree) < 1e-7
+    # one unbatched sequence: the same states
+    h_T, hs = F.rnn_recurrence(jnp.asarray(w_hh), jnp.asarray(h0[0]), jnp.asarray(emb)[tokens[0]])
+    np.testing.assert_allclose(hs, np.stack(want, 1)[0], rtol=1e-12)
+    assert central_difference_error(
+        lambda t: jnp.sum(F.rnn_recurrence(t["w_hh"], t["h0"][0], t["emb"][tokens[0]])[1] * target[0]), tree) < 1e-7
+    with pytest.raises(ValueError, match=r"rnn_recurrence: expected .* xp \(2, T, 4\); got"):
+        F.rnn_recurrence(jnp.asarray(w_hh), jnp.asarray(h0), jnp.zeros((2, T_, 3)))
+    with pytest.raises(ValueError, match="lengths need a batch"):
+        F.rnn_recurrence(jnp.asarray(w_hh), jnp.asarray(h0[0]), jnp.zeros((T_, H_)), lengths=lengths)
+    with pytest.raises(ValueError, match="rnn_recurrence: expected activation"):
+        F.rnn_recurrence(jnp.asarray(w_hh), jnp.asarray(h0), jnp.asarray(emb)[tokens], activation="gelu")
 
 
 def test_errors_name_the_kernel(rng):
