@@ -522,7 +522,9 @@ def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):
         h_new = o * jnp.tanh(c_new)
         y = h_new if m_t is None else m_t * h_new
         h, c = _masked(m_t, h_new, h), _masked(m_t, c_new, c)
-        res = None if not keep else (a, c) if m_t is None else (a, c, h)
+        res = None
+        if keep:
+            res = (a, c) if m_t is None else (a, c, h)
         return (h, c), (y, res)
 
     (h, c), (ys, res) = jax.lax.scan(step, (h0, c0), (xs, m3), unroll=unroll)

@@ -98,8 +98,9 @@ def _nll_jvp(primals, tangents):
 def cross_entropy_nats(logits, targets, mask=None):
     """Mean of ``-log softmax(logits)[target]`` in nats over all positions (or the masked ones).
 
-    Its gradient with respect to the logits is ``(softmax(logits) - onehot(target)) / n``,
-    written out (a custom JVP) so that it compiles to one elementwise pass.
+    Per position, the gradient with respect to the logits is ``softmax(logits) -
+    onehot(target)`` (times the position's weight in the mean), written out as a custom
+    JVP so that it compiles to one elementwise pass.
 
     Args:
         logits: (..., V).
