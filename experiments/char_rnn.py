@@ -21,7 +21,7 @@ seeds 1 and 2 give 2.52 and 2.53. The run is sensitive to float32 rounding: Adag
 zero initial accumulator turns any near-zero gradient into a step of +-0.1, so the
 autodiff backward used before (same gradients to 1e-8) gave 2.44 and 39.6 for seed 0.
 The same loop in plain NumPy runs about 545 iterations per second on a quiet core here,
-the compiled one 20x faster (19.9-20.2x; benchmarks/bench_char_rnn.py).
+the compiled one 20x faster (median 20.2x; benchmarks/bench_char_rnn.py).
 """
 from __future__ import annotations
 
