@@ -12,7 +12,7 @@ gradient of every weight, and an SGD update. Variants, all in one process:
   scan differentiated by JAX.
 - ``fnnet``: the default ``implementation="fused"``: the same forward, and a custom VJP
   whose backward loop carries only ``dh`` (``dc``) and computes the weight gradients as
-  one matmul over all time steps.
+  matmuls over all time steps.
 - ``matmul_floor`` (LSTM only): not an LSTM, a lower bound for any XLA program of the
   fused kernel's shape: only its matmuls, in the same order and with the same
   dependencies (per step ``[x_t, h] @ [W_ih; W_hh]`` forward and ``da @ W_hh^T``
