@@ -83,9 +83,8 @@ def run(config: Config) -> dict:
         x, y, x_test, y_test = map(jnp.asarray, (x, y, x_test, y_test))
         for name in config.models:
             n_params, curves = train(make_model(name, config.hidden), config, x, y, x_test, y_test)
-            summary, rows = seed_summary(curves, f"{name}_{variant}", config.eval_every)
+            summary, history = seed_summary(curves, f"{name}_{variant}", config.eval_every, history)
             result.update(summary, **{f"{name}_{variant}_paper": PAPER[name], f"{name}_params": n_params})
-            history = [dict(h, **r) for h, r in zip(history, rows)] if history else rows
     result["seed"], result["num_seeds"] = config.seed, config.num_seeds
     result["history"] = history
     return result

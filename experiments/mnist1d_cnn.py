@@ -86,10 +86,9 @@ def run(config: Config) -> dict:
     for variant in config.variants:
         (x, y), (x_test, y_test) = data.load_mnist1d(shuffle_seq=(variant == "shuffled"))
         n_params, curves = train(model, config, *map(jnp.asarray, (x, y, x_test, y_test)))
-        summary, rows = seed_summary(curves, variant, config.eval_every)
+        summary, history = seed_summary(curves, variant, config.eval_every, history)
         result.update(summary, **{f"{variant}_paper": PAPER[variant],
                                   f"{variant}_pytorch_rerun": PYTORCH_RERUN[variant], "params": n_params})
-        history = [dict(h, **r) for h, r in zip(history, rows)] if history else rows
     result["seed"], result["num_seeds"] = config.seed, config.num_seeds
     result["history"] = history
     return result

@@ -150,7 +150,8 @@ def classify_seeds_in_order(model: Module, optimizer, seeds, train_data, test_da
     return n_params, jax.device_get(jax.jit(jax.vmap(run_one))(params))
 
 
-def seed_summary(curves, tag: str, eval_every: int) -> tuple[dict, list[dict]]:
+def seed_summary(curves, tag: str, eval_every: int, history: list[dict] | None = None
+                 ) -> tuple[dict, list[dict]]:
     """The results and history rows of :func:`classify_seeds_in_order`'s curves.
 
     The first seed is the headline run; the others give the spread.
@@ -160,7 +161,9 @@ def seed_summary(curves, tag: str, eval_every: int) -> tuple[dict, list[dict]]:
       final one) and the ``{tag}_mean_test_accuracy`` / ``{tag}_std_test_accuracy``
       of the final accuracies over seeds; ``rows`` has one dict per evaluation with its
       ``step`` and the first seed's ``{tag}_test_accuracy`` and ``{tag}_train_loss``,
-      and ``{tag}_mean_test_accuracy`` over seeds, as Python floats.
+      and ``{tag}_mean_test_accuracy`` over seeds, as Python floats. Given the
+      ``history`` rows of earlier tags (same evaluations), ``rows`` are those rows
+      extended by this tag's columns.
     """
     acc, loss = curves["test_accuracy"], curves["train_loss"]
     final = acc[:, -1]
@@ -169,7 +172,10 @@ def seed_summary(curves, tag: str, eval_every: int) -> tuple[dict, list[dict]]:
     rows = [{"step": eval_every * i, f"{tag}_test_accuracy": float(acc[0, i]),
              f"{tag}_mean_test_accuracy": float(acc[:, i].mean()), f"{tag}_train_loss": float(loss[0, i])}
             for i in range(acc.shape[1])]
+    if history:
+        rows = [dict(h, **r) for h, r in zip(history, rows)]
     return summary, rows
+
 
 def torch_default_init(layer: Module) -> Module:
     """``layer`` with params drawn as PyTorch's ``nn.Linear`` / ``nn.Conv*`` draw them.

@@ -133,6 +133,11 @@ def test_seed_summary():
     assert rows[1] == {"step": 250, "cnn_test_accuracy": 50.0, "cnn_mean_test_accuracy": 45.0,
                        "cnn_train_loss": 1.0}
     assert [r["step"] for r in rows] == [0, 250, 500]
+    _, merged = seed_summary({k: v[::-1] for k, v in curves.items()}, "mlp", 250, rows)
+    assert merged[2] == {"step": 500, "cnn_test_accuracy": 70.0, "cnn_mean_test_accuracy": 80.0,
+                         "cnn_train_loss": 0.5, "mlp_test_accuracy": 90.0, "mlp_mean_test_accuracy": 80.0,
+                         "mlp_train_loss": 0.25}
+
 
 @pytest.mark.parametrize("layer,shape,fan_in", [(nn.dense(30), (4, 200), 200),
                                                 (nn.conv(25, 3, stride=2, padding=1), (2, 20, 25), 75),
