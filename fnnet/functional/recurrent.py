@@ -71,6 +71,16 @@ def _check_params(name: str, params: dict, gates: int, extra: tuple = ()) -> int
     return h
 
 
+def _check_carry(name: str, carry, xs, hid: int) -> None:
+    """Every leaf of a sequence's initial carry is ``(N, h)`` for ``xs (N, T, F)``."""
+    check_rank(name, "a batch-major input sequence (N, T, F)", xs, 3)
+    want = (jnp.shape(xs)[0], hid)
+    for leaf in jax.tree.leaves(carry):
+        if jnp.shape(leaf) != want:
+            raise ValueError(f"{name}: expected an initial state of shape {want} for input "
+                             f"{jnp.shape(xs)} and hidden size {hid}, got {jnp.shape(leaf)}")
+
+
 def _check_input(name: str, params: dict, x: jax.Array) -> None:
     check_floating(name, "input", x)
     if x.ndim < 1 or x.shape[-1] != params["w_ih"].shape[0]:
@@ -337,7 +347,8 @@ def rnn_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None,
     """
     _check_activation("rnn_sequence", activation)
     _check_impl("rnn_sequence", implementation)
-    _check_params("rnn_sequence", params, 1)
+    hid = _check_params("rnn_sequence", params, 1)
+    _check_carry("rnn_sequence", carry, xs, hid)
     if implementation == "fused":
         _check_input("rnn_sequence", params, xs)
         b = (params["b_ih"] + params["b_hh"]).reshape(1, 1, -1)
@@ -397,7 +408,8 @@ def gru_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None,
     Returns ``(h_final, ys (N, T, h))``.
     """
     _check_impl("gru_sequence", implementation)
-    _check_params("gru_sequence", params, 3)
+    hid = _check_params("gru_sequence", params, 3)
+    _check_carry("gru_sequence", carry, xs, hid)
     if implementation == "fused" and reset_after:
         _check_input("gru_sequence", params, xs)
         return _fused_sequence("gru_sequence", lambda x, m: _gru_fused(
@@ -418,7 +430,8 @@ def lstm_sequence(params: dict, carry: tuple, xs: jax.Array, *, lengths=None, re
     Returns ``((h_final, c_final), ys (N, T, h))``.
     """
     _check_impl("lstm_sequence", implementation)
-    _check_params("lstm_sequence", params, 4, (("w_peephole", lambda h: (3, h)),))
+    hid = _check_params("lstm_sequence", params, 4, (("w_peephole", lambda h: (3, h)),))
+    _check_carry("lstm_sequence", carry, xs, hid)
     if implementation == "fused" and "w_peephole" not in params:
         _check_input("lstm_sequence", params, xs)
         return _fused_sequence("lstm_sequence", lambda x, m: _lstm_fused(

@@ -255,5 +255,11 @@ def test_errors_name_the_kernel(rng):
         F.gru_cell(p, jnp.zeros((1, H)), jnp.zeros((1, FIN)))
     with pytest.raises(ValueError, match=r"lstm_sequence: expected a batch-major input sequence \(N, T, F\)"):
         F.lstm_sequence(p, (jnp.zeros((1, H)),) * 2, jnp.zeros((5, FIN)))
+    for seq, carry in ((F.lstm_sequence, (jnp.zeros((2, H)), jnp.zeros((2, H + 1)))),
+                       (F.gru_sequence, jnp.zeros((3, H))), (F.rnn_sequence, jnp.zeros((2, H - 1)))):
+        G = 4 if seq is F.lstm_sequence else 3 if seq is F.gru_sequence else 1
+        q = jax.tree.map(jnp.asarray, make_params(rng, FIN, H, G))
+        with pytest.raises(ValueError, match=r"_sequence: expected an initial state of shape \(2, 5\)"):
+            seq(q, carry, jnp.zeros((2, 3, FIN)))
     with pytest.raises(ValueError, match="expected lengths of shape"):
         F.lstm_sequence(p, (jnp.zeros((2, H)),) * 2, jnp.zeros((2, 3, FIN)), lengths=jnp.array([1, 2, 3]))
