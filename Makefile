@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test reproduce bench clean
+.PHONY: run test test-ref reproduce bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m fnnet.cli run mlp_digits
 
+# Tests whose reference library (PyTorch) is missing skip, and the run ends with one
+# line saying how many. FNNET_REQUIRE_REFERENCES=1 (as in CI) makes them fail instead.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests
+
+# The reference extra installed, and no reference test allowed to skip.
+test-ref: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,ref]'
+	FNNET_REQUIRE_REFERENCES=1 $(PY) -m pytest -q -n 2 tests
 
 reproduce: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m slow tests
