@@ -40,6 +40,45 @@ def test_init_accepts_shape_dtype_struct_and_runs_no_forward():
         model.init(jax.random.key(0), [1.0, 2.0])
 
 
+def _counting(module, calls):
+    """``module`` whose apply records whether it ran on a concrete array (a real forward
+    pass) or on an abstract tracer (shape inference under eval_shape)."""
+    def apply(params, state, x, *, key=None, train=False):
+        calls.append("abstract" if isinstance(x, jax.core.Tracer) else "concrete")
+        return module.apply(params, state, x, key=key, train=train)
+    return nn.Module(module.init, apply, module.name)
+
+
+def _program(init, x):
+    """init's program as text (sub-programs inlined), to search for primitives."""
+    return str(jax.make_jaxpr(lambda k: init(k, x))(jax.random.key(0)))
+
+
+@pytest.mark.parametrize("combinator", ["serial", "parallel", "residual"])
+def test_init_runs_no_forward_pass(combinator):
+    # Each combinator calls its children's apply only abstractly (to infer shapes), never
+    # on data, and init's program holds no matmul: init costs no forward pass.
+    calls = []
+    dense = lambda n: _counting(nn.dense(n), calls)
+    model = {"serial": lambda: nn.serial(dense(8), nn.relu, dense(8), dense(3)),
+             "parallel": lambda: nn.parallel(nn.serial(dense(8), dense(4)), dense(4), combine="sum"),
+             "residual": lambda: nn.serial(nn.residual(nn.serial(dense(8), dense(6))), dense(2)),
+             }[combinator]()
+    x = jnp.ones((16, 6))
+    model.init(jax.random.key(0), x)
+    assert "concrete" not in calls
+    assert "dot_general" not in _program(model.init, x)
+
+
+def test_zoo_model_init_runs_no_conv():
+    from fnnet import models
+    model = models.resnet18(10)
+    program = _program(model.init, jnp.ones((2, 32, 32, 3)))
+    assert "random_bits" in program                   # it does draw the weights
+    for primitive in ("conv_general_dilated", "dot_general", "reduce_window"):
+        assert primitive not in program
+
+
 def test_init_vmaps_over_seeds():
     model = mlp()
     keys = jax.random.split(jax.random.key(0), 4)

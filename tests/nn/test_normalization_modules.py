@@ -65,8 +65,20 @@ def test_dropout_module():
 
 
 def test_dropout_children_get_different_masks():
-    model = nn.serial(nn.dropout(0.5), nn.dropout(0.0, name="id"), nn.dropout(0.5))
-    x = jnp.ones((1, 64))
-    params, state = model.init(jax.random.key(0), x)
-    y, _ = model.apply(params, state, x, key=jax.random.key(1), train=True)
-    assert y.shape == x.shape
+    # Child i draws its mask from fold_in(key, i) (DESIGN section 1), so two dropouts in
+    # one container drop different units. Reference masks: Bernoulli(0.5) from those keys.
+    key, n = jax.random.key(1), 4096
+    x = jnp.ones((1, n))
+    ref = lambda i: np.asarray(jax.random.bernoulli(jax.random.fold_in(key, i), 0.5, (1, n)))
+    branches = nn.parallel(nn.dropout(0.5), nn.dropout(0.5))
+    y, _ = branches.apply(*branches.init(jax.random.key(0), x), x, key=key, train=True)
+    a, b = np.asarray(y[:, :n]) != 0, np.asarray(y[:, n:]) != 0
+    assert 0.45 < a.mean() < 0.55 and 0.45 < (a != b).mean() < 0.55    # independent masks
+    np.testing.assert_array_equal(a, ref(0))
+    np.testing.assert_array_equal(b, ref(1))
+    chain = nn.serial(nn.dropout(0.5), nn.dropout(0.0, name="id"), nn.dropout(0.5))
+    y, _ = chain.apply(*chain.init(jax.random.key(0), x), x, key=key, train=True)
+    # a unit survives both dropouts with probability 1/4 (1/2 if the masks were one)
+    np.testing.assert_array_equal(np.asarray(y) != 0, ref(0) & ref(2))
+    assert 0.2 < float((y != 0).mean()) < 0.3
+    np.testing.assert_allclose(np.asarray(y)[np.asarray(y) != 0], 4.0)
