@@ -113,23 +113,27 @@ def _read_arrays(path: str | os.PathLike, who: str = "load_checkpoint") -> dict[
       OSError: the file cannot be opened (FileNotFoundError if there is none).
     """
     path = os.fspath(path)
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not head:
         raise CheckpointError(f"{who}: checkpoint {path} is empty (0 bytes)")
+    if head.startswith(b"\x93NUMPY"):
+        raise CheckpointError(f"{who}: checkpoint {path} is a single .npy array, not an .npz "
+                              "archive of a checkpoint")
+    if not head.startswith(b"PK"):
+        raise CheckpointError(f"{who}: checkpoint {path} is not an .npz archive: it starts with "
+                              f"{head!r}, not a zip header")
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{who}: checkpoint {path} is a single .npy array, not an .npz "
-                                  "archive of a checkpoint")
-        with data:
+        with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
-    except (CheckpointError, OSError):  # OSError: no file, no permission (not damage)
+    except OSError:  # not damage: permissions, a vanished file
         raise
     except Exception as error:  # BadZipFile, zlib.error, EOFError, ValueError, ...: damage
-        reason = str(error)
-        if isinstance(error, ValueError) and "pickle" in reason:
-            reason = "it holds pickled Python objects, which checkpoints never contain"
-        raise CheckpointError(f"{who}: checkpoint {path} is damaged or not a checkpoint "
-                              f"({type(error).__name__}: {reason})") from error
+        if isinstance(error, ValueError) and "pickle" in str(error):
+            raise CheckpointError(f"{who}: checkpoint {path} is not a checkpoint: it holds pickled "
+                                  "Python objects, which checkpoints never contain") from error
+        raise CheckpointError(f"{who}: checkpoint {path} is damaged or truncated "
+                              f"({type(error).__name__}: {error})") from error
 
 
 def _entries(arrays: dict, file: str, who: str) -> list[tuple[str | None, bool, np.ndarray]]:
