@@ -80,7 +80,8 @@ def lenet_data(batch=128):
 
 
 def fnnet_lenet(x, y, lowering="auto", compiler_options=None):
-    model = nn.serial(nn.conv(6, 5), nn.relu, nn.max_pool(2), nn.conv(16, 5), nn.relu, nn.max_pool(2),
+    model = nn.serial(nn.conv(6, 5, impl=lowering), nn.relu, nn.max_pool(2, impl=lowering),
+                      nn.conv(16, 5, impl=lowering), nn.relu, nn.max_pool(2, impl=lowering),
                       nn.flatten, nn.dense(120), nn.relu, nn.dense(84), nn.relu, nn.dense(10))
     x, y = jnp.asarray(x), jnp.asarray(y)
     params, state = model.init(jax.random.key(0), x)
@@ -89,8 +90,7 @@ def fnnet_lenet(x, y, lowering="auto", compiler_options=None):
                                  compiler_options=compiler_options)
     carry = [params, state, opt.init(params)]
     key = jax.random.key(1)
-    with F.conv_lowering(lowering):  # the lowering is fixed when the step is traced
-        jax.block_until_ready(step(*carry, x, y, key))
+    jax.block_until_ready(step(*carry, x, y, key))
 
     def run():
         carry[0], carry[1], carry[2], loss = step(carry[0], carry[1], carry[2], x, y, key)
@@ -195,17 +195,17 @@ def _bn(x, p, eps=1e-5):
     return (x - mean.reshape(1, 1, 1, -1)) * inv + p["bias"].reshape(1, 1, 1, -1)
 
 
-def resnet18_apply(p, x):
-    h = jax.nn.relu(_bn(F.conv(x, p["stem"], stride=2, padding=3), p["stem_bn"]))
-    h = F.max_pool(h, 3, 2, 1)
+def resnet18_apply(p, x, impl="auto"):
+    h = jax.nn.relu(_bn(F.conv(x, p["stem"], stride=2, padding=3, impl=impl), p["stem_bn"]))
+    h = F.max_pool(h, 3, 2, 1, impl=impl)
     i = 0
     for _, stride in STAGES:
         for b in range(2):
             blk = p["blocks"][i]
             s = stride if b == 0 else 1
-            out = jax.nn.relu(_bn(F.conv(h, blk["c1"], stride=s, padding=1), blk["bn1"]))
-            out = _bn(F.conv(out, blk["c2"], padding=1), blk["bn2"])
-            short = _bn(F.conv(h, blk["proj"], stride=s), blk["proj_bn"]) if "proj" in blk else h
+            out = jax.nn.relu(_bn(F.conv(h, blk["c1"], stride=s, padding=1, impl=impl), blk["bn1"]))
+            out = _bn(F.conv(out, blk["c2"], padding=1, impl=impl), blk["bn2"])
+            short = _bn(F.conv(h, blk["proj"], stride=s, impl=impl), blk["proj_bn"]) if "proj" in blk else h
             h = jax.nn.relu(out + short)
             i += 1
     h = F.global_avg_pool(h)
@@ -217,11 +217,10 @@ def fnnet_resnet(x, y, lowering="auto"):
     x, y = jnp.asarray(x), jnp.asarray(y)
 
     def loss(p):
-        return losses.softmax_cross_entropy_with_integer_labels(resnet18_apply(p, x), y)
+        return losses.softmax_cross_entropy_with_integer_labels(resnet18_apply(p, x, lowering), y)
 
     grad = jax.jit(jax.value_and_grad(loss))
-    with F.conv_lowering(lowering):
-        compiled = grad.lower(params).compile()
+    compiled = grad.lower(params).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost.get("flops", float("nan"))) if cost else float("nan")

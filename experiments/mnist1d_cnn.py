@@ -17,7 +17,7 @@ Adam lr 1e-2, batches of 100 in order (``bix = step * 100 % 4000``), steps 0..60
 cross-entropy, seed 42, test accuracy every 250 steps, eight seeds (42..49) vmapped in
 one compiled program; seed 42 is the headline.
 
-Lowering: the program is traced under ``fnnet.functional.conv_lowering("matmul")``. On
+Lowering: the convs are built with ``impl="matmul"`` (``Config.conv_lowering``). On
 CPU fnnet's per-shape choice (``"auto"``) gives the 25-channel layers XLA's native
 convolution, whose training step ran 4-5x slower inside the ``lax.scan`` than the same
 step jitted on its own; the matmul lowering runs as fast in the scan as outside (8 seeds x
@@ -39,7 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import data, nn, optim
-from fnnet import functional as F
 from fnnet.train.in_order import classify_seeds_in_order, seed_summary, torch_default_init
 
 PAPER = {"original": 94.0, "shuffled": 56.0}
@@ -59,30 +58,28 @@ class Config:
     conv_lowering: str = "matmul"  # see the module docstring; "auto" is fnnet's per-shape choice
 
 
-def make_model(channels: int) -> nn.Module:
+def make_model(channels: int, impl: str = "matmul") -> nn.Module:
     """(B, 40) -> (B, 40, 1) -> three strided convs with ReLU -> (B, 5 * channels) -> 10 logits."""
     def conv(window):
-        return torch_default_init(nn.conv(channels, window, stride=2, padding=1))
+        return torch_default_init(nn.conv(channels, window, stride=2, padding=1, impl=impl))
     return nn.serial(nn.reshape((-1, 1)), conv(5), nn.relu, conv(3), nn.relu, conv(3), nn.relu,
                      nn.flatten, torch_default_init(nn.dense(10)))
 
 
 def train(model: nn.Module, config: Config, x, y, x_test, y_test):
-    """``num_seeds`` seeds of the authors' loop as one jitted, vmapped program, traced
-    under ``config.conv_lowering``.
+    """``num_seeds`` seeds of the authors' loop as one jitted, vmapped program.
 
     Returns the parameter count and the curves, each ``(num_seeds, steps // eval_every + 1)``.
     """
-    with F.conv_lowering(config.conv_lowering):
-        return classify_seeds_in_order(model, optim.adam(config.learning_rate),
-                                       config.seed + np.arange(config.num_seeds), (x, y), (x_test, y_test),
-                                       batch_size=config.batch_size, steps=config.steps,
-                                       eval_every=config.eval_every)
+    return classify_seeds_in_order(model, optim.adam(config.learning_rate),
+                                   config.seed + np.arange(config.num_seeds), (x, y), (x_test, y_test),
+                                   batch_size=config.batch_size, steps=config.steps,
+                                   eval_every=config.eval_every)
 
 
 def run(config: Config) -> dict:
     result, history = {}, []
-    model = make_model(config.channels)
+    model = make_model(config.channels, config.conv_lowering)
     for variant in config.variants:
         (x, y), (x_test, y_test) = data.load_mnist1d(shuffle_seq=(variant == "shuffled"))
         n_params, curves = train(model, config, *map(jnp.asarray, (x, y, x_test, y_test)))

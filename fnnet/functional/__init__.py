@@ -10,7 +10,7 @@ from fnnet.functional.activations import *  # noqa: F401,F403
 from fnnet.functional.dense import *  # noqa: F401,F403
 from fnnet.functional.conv import *  # noqa: F401,F403
 from fnnet.functional.pooling import *  # noqa: F401,F403
-from fnnet.functional._lowering import conv_lowering, cpu_compiler_options  # noqa: F401
+from fnnet.functional._lowering import cpu_compiler_options  # noqa: F401
 from fnnet.functional.recurrent import *  # noqa: F401,F403
 from fnnet.functional.normalization import *  # noqa: F401,F403
 from fnnet.functional.dropout import *  # noqa: F401,F403

@@ -1,4 +1,4 @@
-"""How convolution and pooling are lowered to XLA, chosen per backend at trace time.
+"""How convolution and pooling are lowered to XLA: an explicit, static choice.
 
 Two lowerings compute the same function:
 
@@ -6,79 +6,47 @@ Two lowerings compute the same function:
   convolution and windowed reduction. Used on GPU and TPU, where they are fast.
 - ``"matmul"``: convolution as one matmul of the patch matrix with the kernel (im2col:
   the patches are built one spatial axis at a time from strided slices of the padded
-  input), with a ``jax.custom_vjp`` whose backward matmuls XLA:CPU runs on its fast
-  path (see ``fnnet.functional.conv._conv_im2col``); convs with few channels group
-  blocks of output columns into one patch row (``_conv_column_blocks``); a 1x1 conv is
-  a plain dot, a
-  depthwise conv a weighted sum of shifted views; pooling over non-overlapping
+  input), with a ``jax.custom_jvp`` whose tangent is written so that JAX's transpose
+  of it runs the backward matmuls on XLA:CPU's fast path (see
+  ``fnnet.functional.conv._conv_im2col``); convs with few channels group blocks of
+  output columns into one patch row (``_conv_column_blocks``); a 1x1 conv is a plain
+  dot, a depthwise conv a weighted sum of shifted views; pooling over non-overlapping
   windows is a reshape and a reduction, over overlapping windows an elementwise chain
-  over the shifted views. Forward-mode autodiff (``jax.jvp``) is not available
-  through the custom_vjp of the im2col conv: force ``"xla"`` for it.
+  over the shifted views. Every JAX transform applies to both, forward mode included.
 
-``"auto"`` (the default) uses ``"xla"`` on GPU and TPU. On CPU
-(``jax.default_backend() == "cpu"``) each kernel picks, from its static shapes, the
-lowering that measured faster in ``benchmarks/bench_conv.py``: ``"matmul"`` for 1x1
-convs, convs with one input channel per group (first layers, depthwise), small convs
-with few input channels (at most 8 per group and 32768 input pixels, e.g. LeNet's
-second layer) and non-overlapping pooling; ``"xla"`` otherwise. The choice is made when a function is
-traced: a function already compiled by ``jax.jit`` keeps the lowering it was traced
-with.
+``"auto"`` (the default) is resolved when the kernel is traced, from the backend and
+the kernel's static shapes only: ``"xla"`` on GPU and TPU; on CPU
+(``jax.default_backend() == "cpu"``) the lowering that measured faster in
+``benchmarks/bench_conv.py``: ``"matmul"`` for 1x1 convs, convs with one input channel
+per group (first layers, depthwise), small convs with few input channels (at most 8
+per group and 32768 input pixels, e.g. LeNet's second layer) and non-overlapping
+pooling; ``"xla"`` otherwise.
 
-Force one lowering for a block of code with :func:`conv_lowering`, or for one call
-with the ``impl=`` argument of the kernels::
-
-    with fnnet.functional.conv_lowering("xla"):
-        y = model.apply(params, state, x)[0]
+The choice is an argument of every kernel (``impl=``) and a field of every conv and
+pool Module (``nn.conv(32, 3, impl="xla")``), so it is part of the traced function
+and ``jax.jit`` caches correctly by construction. There is no global switch.
 
 Imports: jax only.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
-
 import jax
 
-__all__ = ["conv_lowering", "cpu_compiler_options"]
+__all__ = ["cpu_compiler_options"]
 
-_IMPLS = ("auto", "xla", "matmul")
-_CURRENT: contextvars.ContextVar = contextvars.ContextVar("fnnet_conv_lowering", default="auto")
-
-
-@contextlib.contextmanager
-def conv_lowering(impl: str):
-    """Within the block, trace convolution and pooling with ``impl``.
-
-    The choice takes effect when a function is traced. JAX reuses what it has traced
-    before, keyed by the function object: a ``jax.jit``-compiled function, and also a
-    ``lax.scan`` body already traced elsewhere, keeps the lowering of its first trace.
-    Enter the block before the first trace (or call ``jax.clear_caches()``), or pass
-    ``impl=`` to the kernel, to be sure of the lowering.
-
-    Args:
-      impl: ``"auto"`` (``"matmul"`` on CPU, ``"xla"`` elsewhere), ``"xla"`` or
-        ``"matmul"``.
-    """
-    _check(impl)
-    token = _CURRENT.set(impl)
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
+IMPLS = ("auto", "xla", "matmul")
 
 
-def _check(impl) -> None:
-    if impl not in _IMPLS:
-        raise ValueError(f"conv_lowering: expected impl in {_IMPLS}, got {impl!r}")
+def check_impl(name: str, impl) -> None:
+    """Raise unless ``impl`` is one of ``"auto"``, ``"xla"``, ``"matmul"``."""
+    if impl not in IMPLS:
+        raise ValueError(f"{name}: expected impl in {IMPLS}, got {impl!r}")
 
 
-def resolve(impl: str | None, cpu_choice: str = "matmul") -> str:
-    """The lowering to use now: ``impl`` if given, else the context's; ``"auto"`` gives
-    ``cpu_choice`` on CPU (the kernel's measured best for its shapes) and ``"xla"``
-    elsewhere."""
-    if impl is None:
-        impl = _CURRENT.get()
-    _check(impl)
+def resolve(name: str, impl: str, cpu_choice: str) -> str:
+    """The lowering to trace: ``impl``, or for ``"auto"`` ``cpu_choice`` on CPU (the
+    kernel's measured best for its shapes) and ``"xla"`` elsewhere."""
+    check_impl(name, impl)
     if impl == "auto":
         return cpu_choice if jax.default_backend() == "cpu" else "xla"
     return impl

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from fnnet.functional._checks import bias_add, check_floating
 from fnnet.functional._lowering import resolve
@@ -195,50 +196,62 @@ def _im2col_input(x, window, stride, pads, dilation):
     return _patches(xp, window, stride, dilation, out)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
 def _conv_im2col(x, kernel, stride, pads, dilation):
     """``conv`` (groups = 1) as one matmul of the patch matrix with the kernel:
 
     ``y = P K``, ``P = im2col(x)`` of shape ``(N prod(out), prod(window) C)``,
     ``K = kernel.reshape(prod(window) C, F)``.
 
-    A ``jax.custom_vjp`` only to choose how XLA:CPU lays out the backward matmuls:
+    A ``jax.custom_jvp`` only to choose how XLA:CPU lays out the reverse-mode matmuls.
+    The tangent ``dy = im2col(dx) K + P dK`` is written as
+
+    ``dy = im2col(dx) (K^T)^T + (dK^T P^T)^T``
+
+    with the transposes of ``K`` and ``dK`` behind ``lax.optimization_barrier``, so that
+    JAX's transpose of it (reverse mode) is
 
     ``dK = (dY^T P)^T``  and  ``dx = im2col^T(dY K^T)``
 
     (``im2col^T``, the transpose of the patch extraction, is a sum of shifted pads).
-    JAX's own transpose of ``P K`` contracts ``P`` over its leading axis, a
-    column-major operand that XLA:CPU's fast (YNNPACK) matmul refuses, and its slow
-    fallback made this weight gradient the largest item of the LeNet-5 step; the
-    explicit transposes of the small ``dY`` and ``K`` are kept from being folded back
-    into the matmul by ``lax.optimization_barrier``. The rule is written with JAX ops,
-    so it is differentiable again (second-order reverse mode); forward mode (``jvp``)
-    is not available through a custom_vjp: use ``impl="xla"`` for it.
+    Autodiff of ``P K`` itself would contract ``P`` over its leading axis, a
+    column-major operand that XLA:CPU's fast (YNNPACK) matmul refuses; its slow
+    fallback made this weight gradient the largest item of the LeNet-5 step. The
+    tangent is plain JAX, so every transform applies: forward mode (``jvp``,
+    ``jacfwd``), reverse mode of any order, ``vmap``.
     """
-    return _conv_im2col_fwd(x, kernel, stride, pads, dilation)[0]
+    return _matmul_patches(_im2col_input(x, kernel.shape[:x.ndim - 2], stride, pads, dilation), kernel)
 
 
-def _conv_im2col_fwd(x, kernel, stride, pads, dilation):
-    nd = x.ndim - 2
-    patches = _im2col_input(x, kernel.shape[:nd], stride, pads, dilation)
+def _matmul_patches(patches, kernel):
+    """``P K``: the patch matrix ``(N, *out, K)`` times the kernel reshaped to ``(K, F)``."""
     y = _matmul(patches.reshape(-1, patches.shape[-1]), kernel.reshape(-1, kernel.shape[-1]))
-    return y.reshape(patches.shape[:-1] + (kernel.shape[-1],)), (x, patches, kernel)
+    return y.reshape(patches.shape[:-1] + (kernel.shape[-1],))
 
 
-def _conv_im2col_bwd(stride, pads, dilation, residuals, dy):
-    x, patches, kernel = residuals
+def _conv_im2col_jvp(stride, pads, dilation, primals, tangents):
+    x, kernel = primals
+    dx, dkernel = tangents
     nd = x.ndim - 2
+    window = kernel.shape[:nd]
+    patches = _im2col_input(x, window, stride, pads, dilation)
+    y = _matmul_patches(patches, kernel)
     k, f = patches.shape[-1], kernel.shape[-1]
-    p2, dy2 = patches.reshape(-1, k), dy.reshape(-1, f)
-    dkernel_t = _matmul(lax.optimization_barrier(dy2.T), p2)  # (F, K) = dY^T P
-    dkernel = lax.optimization_barrier(dkernel_t).T.reshape(kernel.shape)
-    dpatches = _matmul(dy2, lax.optimization_barrier(kernel.reshape(k, f).T)).reshape(patches.shape)
-    _, extract_vjp = jax.vjp(lambda v: _im2col_input(v, kernel.shape[:nd], stride, pads, dilation), x)
-    (dx,) = extract_vjp(dpatches)
-    return dx, dkernel
+    nt = (((1,), (1,)), ((), ()))  # a @ b.T
+    dy = None
+    if not isinstance(dx, SymbolicZero):
+        dpatches = _im2col_input(dx, window, stride, pads, dilation).reshape(-1, k)
+        kernel_t = lax.optimization_barrier(kernel.reshape(k, f).T)           # (F, K)
+        dy = lax.dot_general(dpatches, kernel_t, nt)                            # (M, F)
+    if not isinstance(dkernel, SymbolicZero):
+        dkernel_t = lax.optimization_barrier(dkernel.reshape(k, f).T)          # (F, K)
+        dy_t = lax.dot_general(dkernel_t, patches.reshape(-1, k), nt)         # (F, M)
+        term = lax.optimization_barrier(dy_t).T
+        dy = term if dy is None else dy + term
+    return y, dy.reshape(y.shape)  # not None: JAX calls the rule only with a nonzero tangent
 
 
-_conv_im2col.defvjp(_conv_im2col_fwd, _conv_im2col_bwd)
+_conv_im2col.defjvp(_conv_im2col_jvp, symbolic_zeros=True)
 
 
 def _column_block(x, kernel, stride, pads, dilation, groups) -> int:
@@ -340,7 +353,7 @@ def _conv_xla(x, kernel, stride, pads, dilation, groups):
 # Public kernels
 
 def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, stride=1,
-         padding="VALID", dilation=1, groups: int = 1, impl: str | None = None) -> jax.Array:
+         padding="VALID", dilation=1, groups: int = 1, impl: str = "auto") -> jax.Array:
     """N-D convolution (cross-correlation, as in every DL library), channels last.
 
     ``y[n, o, f] = b[f] + sum_{k, c} x_pad[n, s o + d k, g(f) Cg + c] w[k, c, f]``
@@ -358,8 +371,8 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, stri
       dilation: int or one per spatial axis (spacing of the kernel taps).
       groups: split channels into ``groups`` independent convolutions; both ``C`` and
         ``F`` must be divisible by it (``groups = C`` is a depthwise convolution).
-      impl: force a lowering, ``"xla"`` or ``"matmul"``; None follows
-        :func:`fnnet.functional.conv_lowering` (default: matmul on CPU).
+      impl: the lowering, ``"auto"`` (per backend and shape, see
+        :mod:`fnnet.functional._lowering`), ``"xla"`` or ``"matmul"``.
 
     Returns:
       ``(N, *out, F)`` with ``out = floor((n + p_lo + p_hi - d (f - 1) - 1) / s) + 1``.
@@ -385,7 +398,7 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, stri
     _check_fits(name, x.shape[1:-1], window, pads, dilation)
     kernel = kernel.astype(jnp.result_type(x, kernel))
     x = x.astype(kernel.dtype)
-    if resolve(impl, _cpu_choice(x, kernel, groups)) == "matmul":
+    if resolve(name, impl, _cpu_choice(x, kernel, groups)) == "matmul":
         y = _conv_matmul(x, kernel, stride, pads, dilation, groups)
     else:
         y = _conv_xla(x, kernel, stride, pads, dilation, groups)
@@ -393,7 +406,7 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, stri
 
 
 def _fixed_rank(nd: int):
-    def fn(x, kernel, bias=None, *, stride=1, padding="VALID", dilation=1, groups=1, impl=None):
+    def fn(x, kernel, bias=None, *, stride=1, padding="VALID", dilation=1, groups=1, impl="auto"):
         if x.ndim != nd + 2:
             raise ValueError(f"conv{nd}d: expected input of rank {nd + 2} "
                              f"({_LAYOUTS[nd][0]}), got shape {x.shape}")
@@ -408,7 +421,7 @@ conv1d, conv2d, conv3d = _fixed_rank(1), _fixed_rank(2), _fixed_rank(3)
 
 
 def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *,
-                   stride=1, padding="VALID", dilation=1, impl: str | None = None) -> jax.Array:
+                   stride=1, padding="VALID", dilation=1, impl: str = "auto") -> jax.Array:
     """Transposed convolution: the gradient of :func:`conv` with respect to its input.
 
     With the same ``stride``, ``padding`` and ``dilation`` as the forward ``conv`` it
@@ -426,7 +439,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = Non
       stride, dilation: int or one per spatial axis.
       padding: the forward conv's padding: ``"VALID"``, ``"SAME"``, ``"FULL"``, an int,
         or per-axis ints or ``(low, high)`` pairs.
-      impl: force a lowering, see :func:`conv`.
+      impl: the lowering, see :func:`conv`.
 
     Returns:
       ``(N, *out, F)``.
@@ -458,7 +471,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = Non
     # stride-1 conv with the spatially flipped kernel.
     tpads = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(eff, pads)]
     flipped = lax.rev(kernel, tuple(range(nd)))
-    if resolve(impl, _cpu_choice(x, kernel, 1)) == "xla":
+    if resolve(name, impl, _cpu_choice(x, kernel, 1)) == "xla":
         y = lax.conv_general_dilated(x, flipped, window_strides=(1,) * nd, padding=tpads,
                                      lhs_dilation=stride, rhs_dilation=dilation,
                                      dimension_numbers=_LAYOUTS[nd])
@@ -471,7 +484,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = Non
 
 
 def depthwise_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *,
-                   stride=1, padding="VALID", dilation=1, impl: str | None = None) -> jax.Array:
+                   stride=1, padding="VALID", dilation=1, impl: str = "auto") -> jax.Array:
     """Depthwise convolution: each input channel convolved with its own filters.
 
     ``conv`` with ``groups = C``. With a depth multiplier ``M`` the kernel is
@@ -495,7 +508,7 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = Non
 
 def separable_conv(x: jax.Array, depthwise_kernel: jax.Array, pointwise_kernel: jax.Array,
                    bias: jax.Array | None = None, *, stride=1, padding="VALID", dilation=1,
-                   impl: str | None = None) -> jax.Array:
+                   impl: str = "auto") -> jax.Array:
     """Depthwise separable convolution (Chollet, 2017; MobileNet): a depthwise conv
     followed by a 1x1 conv.
 
@@ -526,7 +539,7 @@ def separable_conv(x: jax.Array, depthwise_kernel: jax.Array, pointwise_kernel: 
 
 def spatially_separable_conv(x: jax.Array, kernel_v: jax.Array, kernel_h: jax.Array,
                              bias: jax.Array | None = None, *, stride=1, padding="VALID",
-                             dilation=1, impl: str | None = None) -> jax.Array:
+                             dilation=1, impl: str = "auto") -> jax.Array:
     """A 2-D ``n x n`` convolution factored into ``n x 1`` then ``1 x n`` (Inception v3).
 
     ``y = conv(conv(x, w_v), w_h) + b``: the same as ``conv`` with the kernel

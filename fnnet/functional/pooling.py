@@ -45,14 +45,14 @@ def _prepare(name, x, window, stride, padding):
     return nd, window, stride, pads
 
 
-def _pool(x, window, stride, pads, init, op, reduce, impl):
+def _pool(name, x, window, stride, pads, init, op, reduce, impl):
     """Reduce every window with ``op``/``reduce`` (lax op and jnp reduction) after
     padding with ``init``."""
     nd = x.ndim - 2
     out = conv_output_shape(x.shape[1:-1], window, stride, pads, (1,) * nd)
     # On CPU the reshape form of non-overlapping windows beats reduce_window (and its
     # select-and-scatter gradient) several times; overlapping windows measured even.
-    if resolve(impl, "matmul" if window == stride else "xla") == "xla":
+    if resolve(name, impl, "matmul" if window == stride else "xla") == "xla":
         # A NumPy scalar init keeps the reducer a known monoid (differentiable) under jit.
         return lax.reduce_window(x, np.array(init, x.dtype), op, (1,) + window + (1,),
                                  (1,) + stride + (1,), ((0, 0),) + pads + ((0, 0),))
@@ -72,7 +72,7 @@ def _pool(x, window, stride, pads, init, op, reduce, impl):
     return y
 
 
-def max_pool(x: jax.Array, window, stride=None, padding="VALID", *, impl: str | None = None):
+def max_pool(x: jax.Array, window, stride=None, padding="VALID", *, impl: str = "auto"):
     """Max pooling: ``y[n, o, c] = max_k x_pad[n, s o + k, c]``, padding with ``-inf``.
 
     Args:
@@ -80,14 +80,15 @@ def max_pool(x: jax.Array, window, stride=None, padding="VALID", *, impl: str | 
       window: int or one per spatial axis.
       stride: int or one per spatial axis; None means the window.
       padding: ``"VALID"``, ``"SAME"``, ``"FULL"``, an int, or per-axis ``(low, high)``.
-      impl: force a lowering, ``"xla"`` or ``"matmul"`` (see :func:`conv_lowering`).
+      impl: the lowering, ``"auto"``, ``"xla"`` or ``"matmul"`` (see
+        :mod:`fnnet.functional._lowering`).
     """
     _, window, stride, pads = _prepare("max_pool", x, window, stride, padding)
-    return _pool(x, window, stride, pads, -jnp.inf, lax.max, jnp.max, impl)
+    return _pool("max_pool", x, window, stride, pads, -jnp.inf, lax.max, jnp.max, impl)
 
 
 def avg_pool(x: jax.Array, window, stride=None, padding="VALID", *,
-             count_include_pad: bool = True, impl: str | None = None):
+             count_include_pad: bool = True, impl: str = "auto"):
     """Average pooling: ``y[n, o, c] = (1 / |K|) sum_k x_pad[n, s o + k, c]``.
 
     Args:
@@ -96,16 +97,16 @@ def avg_pool(x: jax.Array, window, stride=None, padding="VALID", *,
         False divides by the number of non-padding entries in each window.
     """
     _, window, stride, pads = _prepare("avg_pool", x, window, stride, padding)
-    total = _pool(x, window, stride, pads, 0.0, lax.add, jnp.sum, impl)
+    total = _pool("avg_pool", x, window, stride, pads, 0.0, lax.add, jnp.sum, impl)
     if count_include_pad or not any(map(any, pads)):
         return total / math.prod(window)
     ones = jnp.ones((1,) + x.shape[1:-1] + (1,), x.dtype)
-    counts = _pool(ones, window, stride, pads, 0.0, lax.add, jnp.sum, impl)
+    counts = _pool("avg_pool", ones, window, stride, pads, 0.0, lax.add, jnp.sum, impl)
     return total / counts
 
 
 def lp_pool(x: jax.Array, window, stride=None, padding="VALID", *, p: float = 2.0,
-            impl: str | None = None):
+            impl: str = "auto"):
     """Power-average pooling (PyTorch's ``LPPool``): ``y = (sum_k x_pad^p)^(1/p)``.
 
     ``p = 2`` (the default) is L2 pooling; ``p -> inf`` approaches max pooling. As in
@@ -119,7 +120,7 @@ def lp_pool(x: jax.Array, window, stride=None, padding="VALID", *, p: float = 2.
         raise ValueError(f"lp_pool: expected a power p > 0, got {p}")
     _, window, stride, pads = _prepare("lp_pool", x, window, stride, padding)
     xp = x * x if p == 2 else x ** p
-    total = _pool(xp, window, stride, pads, 0.0, lax.add, jnp.sum, impl)
+    total = _pool("lp_pool", xp, window, stride, pads, 0.0, lax.add, jnp.sum, impl)
     return jnp.sqrt(total) if p == 2 else total ** (1.0 / p)
 
 

@@ -35,11 +35,12 @@ relu6 = nn.activation(lambda x: jnp.minimum(F.relu(x), 6.0), "relu6")
 
 
 def conv_bn(features: int, window, *, stride=1, padding=0, groups: int = 1, eps: float = 1e-5,
-            momentum: float = 0.1, activation: nn.Module | None = nn.relu) -> nn.Module:
+            momentum: float = 0.1, activation: nn.Module | None = nn.relu,
+            impl: str = "auto") -> nn.Module:
     """``conv`` (no bias: batch norm's own bias replaces it) -> ``batch_norm`` ->
     ``activation`` (none if None). Params ``{"0": conv, "1": batch_norm}``."""
     layers = [nn.conv(features, window, stride=stride, padding=padding, groups=groups,
-                      use_bias=False),
+                      use_bias=False, impl=impl),
               nn.batch_norm(eps=eps, momentum=momentum)]
     if activation is not None:
         layers.append(activation)
@@ -55,12 +56,12 @@ def _ceil_pads(n: int, window: int, stride: int) -> int:
     return max((out - 1) * stride + window - n, 0)
 
 
-def max_pool_ceil(window: int, stride: int) -> nn.Module:
+def max_pool_ceil(window: int, stride: int, impl: str = "auto") -> nn.Module:
     """Max pooling with PyTorch's ``ceil_mode=True`` (as in torchvision's GoogLeNet):
     the last partial window is kept, padded with ``-inf`` on the high side only."""
     def fn(x):
         pads = tuple((0, _ceil_pads(n, window, stride)) for n in x.shape[1:-1])
-        return F.max_pool(x, window, stride, pads)
+        return F.max_pool(x, window, stride, pads, impl=impl)
 
     return nn.stateless(fn, "max_pool_ceil")
 

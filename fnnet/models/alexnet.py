@@ -10,7 +10,8 @@ from fnnet.models._layers import adaptive_avg_pool, images
 __all__ = ["alexnet"]
 
 
-def alexnet(num_classes: int = 1000, *, hidden: int = 4096, dropout: float = 0.5) -> nn.Module:
+def alexnet(num_classes: int = 1000, *, hidden: int = 4096, dropout: float = 0.5,
+            impl: str = "auto") -> nn.Module:
     """AlexNet as defined in torchvision (``torchvision.models.alexnet``), channels last;
     returns logits.
 
@@ -36,13 +37,14 @@ def alexnet(num_classes: int = 1000, *, hidden: int = 4096, dropout: float = 0.5
         small data sets).
       dropout: drop rate before each hidden dense layer (``apply(..., train=True)``
         then needs a key).
+      impl: the conv lowering of every layer (see :mod:`fnnet.functional._lowering`).
     """
     return images(nn.serial(
-        nn.conv(64, 11, stride=4, padding=2), nn.relu, nn.max_pool(3, 2),
-        nn.conv(192, 5, padding=2), nn.relu, nn.max_pool(3, 2),
-        nn.conv(384, 3, padding=1), nn.relu,
-        nn.conv(256, 3, padding=1), nn.relu,
-        nn.conv(256, 3, padding=1), nn.relu, nn.max_pool(3, 2),
+        nn.conv(64, 11, stride=4, padding=2, impl=impl), nn.relu, nn.max_pool(3, 2, impl=impl),
+        nn.conv(192, 5, padding=2, impl=impl), nn.relu, nn.max_pool(3, 2, impl=impl),
+        nn.conv(384, 3, padding=1, impl=impl), nn.relu,
+        nn.conv(256, 3, padding=1, impl=impl), nn.relu,
+        nn.conv(256, 3, padding=1, impl=impl), nn.relu, nn.max_pool(3, 2, impl=impl),
         adaptive_avg_pool(6), nn.flatten,
         nn.dropout(dropout), nn.dense(hidden), nn.relu,
         nn.dropout(dropout), nn.dense(hidden), nn.relu,

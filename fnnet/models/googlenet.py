@@ -20,7 +20,7 @@ def _cbr(features: int, window: int, **kwargs) -> nn.Module:
 
 
 def inception(c1: int, c3_reduce: int, c3: int, c5_reduce: int, c5: int, pool_proj: int, *,
-              five_by_five: bool = True) -> nn.Module:
+              five_by_five: bool = True, impl: str = "auto") -> nn.Module:
     """The Inception v1 module: four branches on one input, concatenated on channels::
 
         1x1 conv c1
@@ -32,27 +32,28 @@ def inception(c1: int, c3_reduce: int, c3: int, c5_reduce: int, c5: int, pool_pr
     has ``c1 + c3 + c5 + pool_proj`` channels. The 1x1 "reduce" convs are the
     bottlenecks that make the 3x3 and 5x5 convs cheap: on 28x28x192, a 5x5 conv to 32
     channels costs 120,422,400 multiplications, a 1x1 to 16 then 5x5 to 32
-    12,443,648 (see :func:`fnnet.nn.count_multiplies`).
+    12,443,648 (see :func:`fnnet.nn.count_multiplies`). ``impl`` is the conv lowering
+    of every layer (see :mod:`fnnet.functional._lowering`).
     """
     k = 5 if five_by_five else 3
     return nn.parallel(
-        _cbr(c1, 1),
-        nn.serial(_cbr(c3_reduce, 1), _cbr(c3, 3, padding=1)),
-        nn.serial(_cbr(c5_reduce, 1), _cbr(c5, k, padding=k // 2)),
-        nn.serial(nn.max_pool(3, 1, padding=1), _cbr(pool_proj, 1)),
+        _cbr(c1, 1, impl=impl),
+        nn.serial(_cbr(c3_reduce, 1, impl=impl), _cbr(c3, 3, padding=1, impl=impl)),
+        nn.serial(_cbr(c5_reduce, 1, impl=impl), _cbr(c5, k, padding=k // 2, impl=impl)),
+        nn.serial(nn.max_pool(3, 1, padding=1, impl=impl), _cbr(pool_proj, 1, impl=impl)),
         combine="concat", name="inception",
     )
 
 
-def _aux_head(num_classes: int) -> nn.Module:
+def _aux_head(num_classes: int, impl: str) -> nn.Module:
     """torchvision's ``InceptionAux``: adaptive 4x4 average pool -> 1x1 conv 128 ->
     flatten -> dense 1024 -> ReLU -> dropout 0.7 -> dense num_classes."""
-    return nn.serial(adaptive_avg_pool(4), _cbr(128, 1), nn.flatten, nn.dense(1024), nn.relu,
-                     nn.dropout(0.7), nn.dense(num_classes), name="aux_head")
+    return nn.serial(adaptive_avg_pool(4), _cbr(128, 1, impl=impl), nn.flatten, nn.dense(1024),
+                     nn.relu, nn.dropout(0.7), nn.dense(num_classes), name="aux_head")
 
 
 def googlenet(num_classes: int = 1000, *, aux_logits: bool = False, five_by_five: bool = False,
-              dropout: float = 0.2) -> nn.Module:
+              dropout: float = 0.2, impl: str = "auto") -> nn.Module:
     """GoogLeNet (Szegedy et al., 2015, Table 1) as defined in torchvision
     (``torchvision.models.googlenet``), channels last; returns logits.
 
@@ -82,16 +83,18 @@ def googlenet(num_classes: int = 1000, *, aux_logits: bool = False, five_by_five
       five_by_five: 5x5 convs in the third branch (the paper) instead of 3x3.
       dropout: drop rate before the final dense layer (0.2 in torchvision, 0.4 in
         the paper).
+      impl: the conv lowering of every layer (see :mod:`fnnet.functional._lowering`).
     """
     def inc(*channels):
-        return inception(*channels, five_by_five=five_by_five)
+        return inception(*channels, five_by_five=five_by_five, impl=impl)
 
     trunk = (
-        nn.serial(_cbr(64, 7, stride=2, padding=3), max_pool_ceil(3, 2),
-                  _cbr(64, 1), _cbr(192, 3, padding=1), max_pool_ceil(3, 2),
+        nn.serial(_cbr(64, 7, stride=2, padding=3, impl=impl), max_pool_ceil(3, 2, impl),
+                  _cbr(64, 1, impl=impl), _cbr(192, 3, padding=1, impl=impl),
+                  max_pool_ceil(3, 2, impl),
                   inc(64, 96, 128, 16, 32, 32),       # 3a
                   inc(128, 128, 192, 32, 96, 64),     # 3b
-                  max_pool_ceil(3, 2),
+                  max_pool_ceil(3, 2, impl),
                   inc(192, 96, 208, 16, 48, 64),      # 4a
                   name="to_4a"),
         nn.serial(inc(160, 112, 224, 24, 64, 64),     # 4b
@@ -99,7 +102,7 @@ def googlenet(num_classes: int = 1000, *, aux_logits: bool = False, five_by_five
                   inc(112, 144, 288, 32, 64, 64),     # 4d
                   name="to_4d"),
         nn.serial(inc(256, 160, 320, 32, 128, 128),   # 4e
-                  max_pool_ceil(2, 2),
+                  max_pool_ceil(2, 2, impl),
                   inc(256, 160, 320, 32, 128, 128),   # 5a
                   inc(384, 192, 384, 48, 128, 128),   # 5b
                   nn.global_avg_pool, nn.dropout(dropout), nn.dense(num_classes),
@@ -108,7 +111,7 @@ def googlenet(num_classes: int = 1000, *, aux_logits: bool = False, five_by_five
     if not aux_logits:
         return images(nn.serial(*trunk, name="googlenet"))
 
-    heads = {"aux1": _aux_head(num_classes), "aux2": _aux_head(num_classes)}
+    heads = {"aux1": _aux_head(num_classes, impl), "aux2": _aux_head(num_classes, impl)}
 
     def init(key, x):
         spec = nn.spec_of(x)

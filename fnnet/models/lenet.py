@@ -10,7 +10,7 @@ from fnnet.models._layers import images
 __all__ = ["lenet5"]
 
 
-def lenet5(num_classes: int = 10, *, variant: str = "classic") -> nn.Module:
+def lenet5(num_classes: int = 10, *, variant: str = "classic", impl: str = "auto") -> nn.Module:
     """LeNet-5, channels last; returns logits (apply a softmax or a softmax loss).
 
     ``variant="classic"`` (LeCun, Bottou, Bengio & Haffner, 1998, "Gradient-based
@@ -43,16 +43,17 @@ def lenet5(num_classes: int = 10, *, variant: str = "classic") -> nn.Module:
     Args:
       num_classes: outputs of the last layer.
       variant: ``"classic"`` or ``"notes"``.
+      impl: the conv lowering of every layer (see :mod:`fnnet.functional._lowering`).
     """
     if variant == "classic":
-        act, pool, filters = nn.tanh, nn.avg_pool(2), (6, 16)
+        act, pool, filters = nn.tanh, nn.avg_pool(2, impl=impl), (6, 16)
     elif variant == "notes":
-        act, pool, filters = nn.relu, nn.max_pool(2), (8, 16)
+        act, pool, filters = nn.relu, nn.max_pool(2, impl=impl), (8, 16)
     else:
         raise ValueError(f"lenet5: expected variant 'classic' or 'notes', got {variant!r}")
     return images(nn.serial(
-        nn.conv(filters[0], 5), act, pool,
-        nn.conv(filters[1], 5), act, pool,
+        nn.conv(filters[0], 5, impl=impl), act, pool,
+        nn.conv(filters[1], 5, impl=impl), act, pool,
         nn.flatten,
         nn.dense(120), act,
         nn.dense(84), act,

@@ -18,7 +18,7 @@ _BN = dict(eps=1e-3, momentum=0.01)  # Keras BatchNormalization(epsilon=1e-3, mo
 
 
 def mobilenet_v1(num_classes: int = 1000, *, width_multiplier: float = 1.0,
-                 dropout: float = 1e-3) -> nn.Module:
+                 dropout: float = 1e-3, impl: str = "auto") -> nn.Module:
     """MobileNet v1 (Howard et al., 2017, Table 1) as defined in Keras
     (``keras.applications.MobileNet``), channels last; returns logits.
 
@@ -45,17 +45,18 @@ def mobilenet_v1(num_classes: int = 1000, *, width_multiplier: float = 1.0,
       width_multiplier: alpha, the factor on every layer's filters (0.25-1.0 in the
         paper; any positive value).
       dropout: drop rate before the classifier (Keras' default 1e-3).
+      impl: the conv lowering of every layer (see :mod:`fnnet.functional._lowering`).
     """
     if not width_multiplier > 0:
         raise ValueError(f"mobilenet_v1: expected a positive width_multiplier, got "
                          f"{width_multiplier!r}")
     layers = [conv_bn(int(32 * width_multiplier), 3, stride=2, padding="SAME", activation=relu6,
-                      **_BN)]
+                      impl=impl, **_BN)]
     for filters, stride in _BLOCKS:
         layers.append(nn.serial(
-            nn.depthwise_conv(3, stride=stride, padding="SAME", use_bias=False),
+            nn.depthwise_conv(3, stride=stride, padding="SAME", use_bias=False, impl=impl),
             nn.batch_norm(**_BN), relu6,
-            conv_bn(int(filters * width_multiplier), 1, activation=relu6, **_BN),
+            conv_bn(int(filters * width_multiplier), 1, activation=relu6, impl=impl, **_BN),
             name="separable_block"))
     layers += [nn.global_avg_pool, nn.dropout(dropout), nn.dense(num_classes)]
     return images(nn.serial(*layers, name="mobilenet_v1"))

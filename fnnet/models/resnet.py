@@ -29,22 +29,22 @@ def _option_a(stride: int, features: int) -> nn.Module:
 
 
 def _cifar_block(in_features: int, features: int, stride: int, shortcut: bool,
-                 projection: bool) -> nn.Module:
-    body = nn.serial(conv_bn(features, 3, stride=stride, padding=1),
-                     conv_bn(features, 3, padding=1, activation=None))
+                 projection: bool, impl: str) -> nn.Module:
+    body = nn.serial(conv_bn(features, 3, stride=stride, padding=1, impl=impl),
+                     conv_bn(features, 3, padding=1, activation=None, impl=impl))
     if not shortcut:
         return nn.serial(body, nn.relu, name="plain_block")
     if stride == 1 and in_features == features:
         skip = None
     elif projection:
-        skip = conv_bn(features, 1, stride=stride, activation=None)
+        skip = conv_bn(features, 1, stride=stride, activation=None, impl=impl)
     else:
         skip = _option_a(stride, features)
     return nn.serial(nn.residual(body, skip), nn.relu, name="basic_block")
 
 
 def cifar_resnet(depth: int, num_classes: int = 10, *, shortcut: bool = True,
-                 projection: bool = False) -> nn.Module:
+                 projection: bool = False, impl: str = "auto") -> nn.Module:
     """The CIFAR-10 ResNet of He et al. (2016), section 4.2, or its plain twin.
 
     ``6n + 2`` weighted layers on ``32x32x3``: a 3x3 conv with 16 filters, then three
@@ -72,17 +72,18 @@ def cifar_resnet(depth: int, num_classes: int = 10, *, shortcut: bool = True,
       num_classes: outputs of the last layer (logits).
       shortcut: residual blocks (True) or the plain net (False).
       projection: option B projection shortcuts where the shape changes.
+      impl: the conv lowering of every layer (see :mod:`fnnet.functional._lowering`).
     """
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"cifar_resnet: expected depth = 6n + 2 with n >= 1 (8, 14, 20, 32, "
                          f"44, 56, 110, ...), got {depth!r}")
     n = (depth - 2) // 6
-    layers = [conv_bn(16, 3, padding=1)]
+    layers = [conv_bn(16, 3, padding=1, impl=impl)]
     in_features = 16
     for stage, features in enumerate((16, 32, 64)):
         for i in range(n):
             stride = 2 if stage > 0 and i == 0 else 1
-            layers.append(_cifar_block(in_features, features, stride, shortcut, projection))
+            layers.append(_cifar_block(in_features, features, stride, shortcut, projection, impl))
             in_features = features
     layers += [nn.global_avg_pool, nn.dense(num_classes)]
     kind = "resnet" if shortcut else "plain"
@@ -92,33 +93,35 @@ def cifar_resnet(depth: int, num_classes: int = 10, *, shortcut: bool = True,
 # ---------------------------------------------------------------------------
 # ImageNet ResNets (torchvision's layer lists)
 
-def _basic_block(in_features: int, features: int, stride: int) -> tuple[nn.Module, int]:
-    body = nn.serial(conv_bn(features, 3, stride=stride, padding=1),
-                     conv_bn(features, 3, padding=1, activation=None))
+def _basic_block(in_features: int, features: int, stride: int, impl: str) -> tuple[nn.Module, int]:
+    body = nn.serial(conv_bn(features, 3, stride=stride, padding=1, impl=impl),
+                     conv_bn(features, 3, padding=1, activation=None, impl=impl))
     skip = None
     if stride != 1 or in_features != features:
-        skip = conv_bn(features, 1, stride=stride, activation=None)
+        skip = conv_bn(features, 1, stride=stride, activation=None, impl=impl)
     return nn.serial(nn.residual(body, skip), nn.relu, name="basic_block"), features
 
 
-def _bottleneck(in_features: int, features: int, stride: int) -> tuple[nn.Module, int]:
+def _bottleneck(in_features: int, features: int, stride: int, impl: str) -> tuple[nn.Module, int]:
     out = 4 * features
-    body = nn.serial(conv_bn(features, 1),
-                     conv_bn(features, 3, stride=stride, padding=1),
-                     conv_bn(out, 1, activation=None))
+    body = nn.serial(conv_bn(features, 1, impl=impl),
+                     conv_bn(features, 3, stride=stride, padding=1, impl=impl),
+                     conv_bn(out, 1, activation=None, impl=impl))
     skip = None
     if stride != 1 or in_features != out:
-        skip = conv_bn(out, 1, stride=stride, activation=None)
+        skip = conv_bn(out, 1, stride=stride, activation=None, impl=impl)
     return nn.serial(nn.residual(body, skip), nn.relu, name="bottleneck"), out
 
 
-def _imagenet_resnet(name: str, block, blocks: tuple[int, ...], num_classes: int) -> nn.Module:
-    layers = [conv_bn(64, 7, stride=2, padding=3), nn.max_pool(3, 2, padding=1)]
+def _imagenet_resnet(name: str, block, blocks: tuple[int, ...], num_classes: int,
+                     impl: str) -> nn.Module:
+    layers = [conv_bn(64, 7, stride=2, padding=3, impl=impl),
+              nn.max_pool(3, 2, padding=1, impl=impl)]
     in_features = 64
     for stage, (features, n) in enumerate(zip((64, 128, 256, 512), blocks)):
         for i in range(n):
             stride = 2 if stage > 0 and i == 0 else 1
-            module, in_features = block(in_features, features, stride)
+            module, in_features = block(in_features, features, stride, impl)
             layers.append(module)
     layers += [nn.global_avg_pool, nn.dense(num_classes)]
     return images(nn.serial(*layers, name=name))
@@ -141,19 +144,20 @@ _IMAGENET_DOC = """{title} (He et al., 2016, Table 1), as defined in torchvision
 
     Args:
       num_classes: outputs of the last layer.
+      impl: the conv lowering of every layer (see :mod:`fnnet.functional._lowering`).
 """
 
 
-def resnet18(num_classes: int = 1000) -> nn.Module:
-    return _imagenet_resnet("resnet18", _basic_block, (2, 2, 2, 2), num_classes)
+def resnet18(num_classes: int = 1000, *, impl: str = "auto") -> nn.Module:
+    return _imagenet_resnet("resnet18", _basic_block, (2, 2, 2, 2), num_classes, impl)
 
 
-def resnet34(num_classes: int = 1000) -> nn.Module:
-    return _imagenet_resnet("resnet34", _basic_block, (3, 4, 6, 3), num_classes)
+def resnet34(num_classes: int = 1000, *, impl: str = "auto") -> nn.Module:
+    return _imagenet_resnet("resnet34", _basic_block, (3, 4, 6, 3), num_classes, impl)
 
 
-def resnet50(num_classes: int = 1000) -> nn.Module:
-    return _imagenet_resnet("resnet50", _bottleneck, (3, 4, 6, 3), num_classes)
+def resnet50(num_classes: int = 1000, *, impl: str = "auto") -> nn.Module:
+    return _imagenet_resnet("resnet50", _bottleneck, (3, 4, 6, 3), num_classes, impl)
 
 
 _BASIC = dict(kind="basic", width="filters (two 3x3 convs per block)", where="")

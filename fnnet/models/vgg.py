@@ -17,13 +17,13 @@ _CONFIGS = {
 }
 
 
-def _vgg(depth: int, num_classes: int, batch_norm: bool, hidden: int, dropout: float):
+def _vgg(depth: int, num_classes: int, batch_norm: bool, hidden: int, dropout: float, impl: str):
     layers = []
     for v in _CONFIGS[depth]:
         if v == "M":
-            layers.append(nn.max_pool(2))
+            layers.append(nn.max_pool(2, impl=impl))
         else:
-            layers.append(nn.conv(v, 3, padding=1))
+            layers.append(nn.conv(v, 3, padding=1, impl=impl))
             if batch_norm:
                 layers.append(nn.batch_norm())
             layers.append(nn.relu)
@@ -53,17 +53,18 @@ _DOC = """VGG-{depth} (configuration {config} of Simonyan & Zisserman, 2015) as 
       batch_norm: batch norm after every conv.
       hidden: width of the two hidden dense layers (4096 in the paper).
       dropout: drop rate after each hidden dense layer.
+      impl: the conv lowering of every layer (see :mod:`fnnet.functional._lowering`).
 """
 
 
 def vgg16(num_classes: int = 1000, *, batch_norm: bool = False, hidden: int = 4096,
-          dropout: float = 0.5) -> nn.Module:
-    return _vgg(16, num_classes, batch_norm, hidden, dropout)
+          dropout: float = 0.5, impl: str = "auto") -> nn.Module:
+    return _vgg(16, num_classes, batch_norm, hidden, dropout, impl)
 
 
 def vgg19(num_classes: int = 1000, *, batch_norm: bool = False, hidden: int = 4096,
-          dropout: float = 0.5) -> nn.Module:
-    return _vgg(19, num_classes, batch_norm, hidden, dropout)
+          dropout: float = 0.5, impl: str = "auto") -> nn.Module:
+    return _vgg(19, num_classes, batch_norm, hidden, dropout, impl)
 
 
 vgg16.__doc__ = _DOC.format(depth=16, config="D", convs=13, count=138_357_544, paper=138,

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from fnnet import functional as F
 from fnnet import init as initializers
+from fnnet.functional._lowering import check_impl
 from fnnet.nn.module import Module, spec_of, stateless
 
 __all__ = ["conv", "conv_transpose", "depthwise_conv", "separable_conv", "max_pool", "avg_pool",
@@ -88,7 +89,7 @@ def _weighted(name, kernel_shape_fn, forward, use_bias, kernel_init, bias_init, 
 def conv(features: int, window, *, stride=1, padding="VALID", dilation=1, groups: int = 1,
          use_bias: bool = True, kernel_init: initializers.Initializer | None = None,
          bias_init: initializers.Initializer | None = None, dtype=jnp.float32,
-         name: str = "conv") -> Module:
+         impl: str = "auto", name: str = "conv") -> Module:
     """Convolution layer: ``y = conv(x, W) + b`` (see :func:`fnnet.functional.conv`).
 
     Params: ``kernel (*window, in / groups, features)``, He normal by default;
@@ -98,10 +99,13 @@ def conv(features: int, window, *, stride=1, padding="VALID", dilation=1, groups
       features: output channels F.
       window: int (square/cubic, rank from the input) or 1-3 ints (1-, 2-, 3-D).
       stride, padding, dilation, groups: as in :func:`fnnet.functional.conv`.
+      impl: the lowering, ``"auto"``, ``"xla"`` or ``"matmul"``, a static field of the
+        layer (see :mod:`fnnet.functional._lowering`).
     """
     _positive(name, "features", features)
     _positive(name, "groups", groups)
     _check_window_arg(name, window)
+    check_impl(name, impl)
 
     def kernel_shape(spec):
         w = _window(name, window, spec)
@@ -115,7 +119,7 @@ def conv(features: int, window, *, stride=1, padding="VALID", dilation=1, groups
     def forward(params, x):
         try:
             return F.conv(x, params["kernel"], params.get("bias"), stride=stride, padding=padding,
-                          dilation=dilation, groups=groups)
+                          dilation=dilation, groups=groups, impl=impl)
         except ValueError as e:
             raise _named(name, e) from None
 
@@ -126,7 +130,7 @@ def conv(features: int, window, *, stride=1, padding="VALID", dilation=1, groups
 def conv_transpose(features: int, window, *, stride=1, padding="VALID", dilation=1,
                    use_bias: bool = True, kernel_init: initializers.Initializer | None = None,
                    bias_init: initializers.Initializer | None = None, dtype=jnp.float32,
-                   name: str = "conv_transpose") -> Module:
+                   impl: str = "auto", name: str = "conv_transpose") -> Module:
     """Transposed convolution layer (PyTorch's ``ConvTranspose``), see
     :func:`fnnet.functional.conv_transpose`. Output size per axis:
     ``(n - 1) s - p_lo - p_hi + d (f - 1) + 1``.
@@ -136,6 +140,7 @@ def conv_transpose(features: int, window, *, stride=1, padding="VALID", dilation
     """
     _positive(name, "features", features)
     _check_window_arg(name, window)
+    check_impl(name, impl)
 
     def kernel_shape(spec):
         return _window(name, window, spec) + (spec.shape[-1], features)
@@ -143,7 +148,7 @@ def conv_transpose(features: int, window, *, stride=1, padding="VALID", dilation
     def forward(params, x):
         try:
             return F.conv_transpose(x, params["kernel"], params.get("bias"), stride=stride,
-                                    padding=padding, dilation=dilation)
+                                    padding=padding, dilation=dilation, impl=impl)
         except ValueError as e:
             raise _named(name, e) from None
 
@@ -154,7 +159,7 @@ def conv_transpose(features: int, window, *, stride=1, padding="VALID", dilation
 def depthwise_conv(window, *, depth_multiplier: int = 1, stride=1, padding="VALID", dilation=1,
                    use_bias: bool = True, kernel_init: initializers.Initializer | None = None,
                    bias_init: initializers.Initializer | None = None, dtype=jnp.float32,
-                   name: str = "depthwise_conv") -> Module:
+                   impl: str = "auto", name: str = "depthwise_conv") -> Module:
     """Depthwise convolution layer: each of the C input channels convolved with its own
     ``depth_multiplier`` filters (see :func:`fnnet.functional.depthwise_conv`).
 
@@ -163,6 +168,7 @@ def depthwise_conv(window, *, depth_multiplier: int = 1, stride=1, padding="VALI
     """
     _positive(name, "depth_multiplier", depth_multiplier)
     _check_window_arg(name, window)
+    check_impl(name, impl)
 
     def kernel_shape(spec):
         return _window(name, window, spec) + (1, spec.shape[-1] * depth_multiplier)
@@ -170,7 +176,7 @@ def depthwise_conv(window, *, depth_multiplier: int = 1, stride=1, padding="VALI
     def forward(params, x):
         try:
             return F.depthwise_conv(x, params["kernel"], params.get("bias"), stride=stride,
-                                    padding=padding, dilation=dilation)
+                                    padding=padding, dilation=dilation, impl=impl)
         except ValueError as e:
             raise _named(name, e) from None
 
@@ -182,7 +188,7 @@ def separable_conv(features: int, window, *, depth_multiplier: int = 1, stride=1
                    padding="VALID", dilation=1, use_bias: bool = True,
                    kernel_init: initializers.Initializer | None = None,
                    bias_init: initializers.Initializer | None = None, dtype=jnp.float32,
-                   name: str = "separable_conv") -> Module:
+                   impl: str = "auto", name: str = "separable_conv") -> Module:
     """Depthwise separable convolution layer (MobileNet, Xception): depthwise conv then
     1x1 conv (see :func:`fnnet.functional.separable_conv`).
 
@@ -192,6 +198,7 @@ def separable_conv(features: int, window, *, depth_multiplier: int = 1, stride=1
     _positive(name, "features", features)
     _positive(name, "depth_multiplier", depth_multiplier)
     _check_window_arg(name, window)
+    check_impl(name, impl)
     kernel_init = kernel_init or initializers.he_normal()
     bias_init = bias_init or initializers.zeros()
 
@@ -199,7 +206,7 @@ def separable_conv(features: int, window, *, depth_multiplier: int = 1, stride=1
         try:
             return F.separable_conv(x, params["depthwise_kernel"], params["pointwise_kernel"],
                                     params.get("bias"), stride=stride, padding=padding,
-                                    dilation=dilation)
+                                    dilation=dilation, impl=impl)
         except ValueError as e:
             raise _named(name, e) from None
 
@@ -226,6 +233,7 @@ def separable_conv(features: int, window, *, depth_multiplier: int = 1, stride=1
 
 def _pool_module(fn, name, window, stride, padding, **kwargs) -> Module:
     _check_window_arg(name, window)
+    check_impl(name, kwargs["impl"])
 
     def apply_fn(x):
         try:
@@ -243,20 +251,21 @@ def _pool_module(fn, name, window, stride, padding, **kwargs) -> Module:
     return Module(init, module.apply, name)
 
 
-def max_pool(window, stride=None, padding="VALID") -> Module:
+def max_pool(window, stride=None, padding="VALID", *, impl: str = "auto") -> Module:
     """Max pooling layer (see :func:`fnnet.functional.max_pool`); stride defaults to the window."""
-    return _pool_module(F.max_pool, "max_pool", window, stride, padding)
+    return _pool_module(F.max_pool, "max_pool", window, stride, padding, impl=impl)
 
 
-def avg_pool(window, stride=None, padding="VALID", *, count_include_pad: bool = True) -> Module:
+def avg_pool(window, stride=None, padding="VALID", *, count_include_pad: bool = True,
+             impl: str = "auto") -> Module:
     """Average pooling layer (see :func:`fnnet.functional.avg_pool`); stride defaults to the window."""
     return _pool_module(F.avg_pool, "avg_pool", window, stride, padding,
-                        count_include_pad=count_include_pad)
+                        count_include_pad=count_include_pad, impl=impl)
 
 
-def lp_pool(window, stride=None, padding="VALID", *, p: float = 2.0) -> Module:
+def lp_pool(window, stride=None, padding="VALID", *, p: float = 2.0, impl: str = "auto") -> Module:
     """Power-average (L2 by default) pooling layer (see :func:`fnnet.functional.lp_pool`)."""
-    return _pool_module(F.lp_pool, "lp_pool", window, stride, padding, p=p)
+    return _pool_module(F.lp_pool, "lp_pool", window, stride, padding, p=p, impl=impl)
 
 
 global_avg_pool = stateless(F.global_avg_pool, "global_avg_pool")

@@ -1,6 +1,6 @@
 """Counting the multiplications of a model or function, from its jaxpr alone.
 
-Imports: jax, fnnet.functional, fnnet.nn.module.
+Imports: jax, fnnet.nn.module.
 """
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Callable
 import jax
 from jax.extend import core as jex_core
 
-from fnnet import functional as F
 from fnnet.nn.module import Module, spec_of
 
 __all__ = ["count_multiplies"]
@@ -62,7 +61,7 @@ def _count(jaxpr) -> int:
     return total
 
 
-def count_multiplies(model_or_fn: Module | Callable, *args, lowering: str = "xla") -> int:
+def count_multiplies(model_or_fn: Module | Callable, *args) -> int:
     """The number of scalar multiplications in the matrix products and convolutions
     of one forward pass, counted from the traced program without running it.
 
@@ -80,12 +79,12 @@ def count_multiplies(model_or_fn: Module | Callable, *args, lowering: str = "xla
     "multiply-adds" figure of the papers, e.g. 28 * 28 * 32 * (5 * 5 * 192) =
     120,422,400 for a 5x5 conv from 28x28x192 to 32 channels.
 
-    Convolutions are traced with ``lowering="xla"`` (see
-    :func:`fnnet.functional.conv_lowering`), so each is one ``conv_general_dilated``
-    and the count does not depend on the backend; the ``"matmul"`` lowering gives the
-    same count (its im2col ``dot_general`` has the same products), except for
-    depthwise convs, which it computes with elementwise products that are not
-    counted.
+    Both conv lowerings give the same count (the im2col ``dot_general`` of the
+    ``"matmul"`` lowering has the products of the ``conv_general_dilated`` of
+    ``"xla"``), except for depthwise convs, which the matmul lowering computes with
+    elementwise products that are not counted: build a model with depthwise convs
+    with ``impl="xla"`` to count them (``models.mobilenet_v1(impl="xla")``), since
+    ``"auto"`` picks the matmul lowering for them on CPU.
 
     Args:
       model_or_fn: a :class:`fnnet.nn.Module` (its params come from ``init`` under
@@ -93,7 +92,6 @@ def count_multiplies(model_or_fn: Module | Callable, *args, lowering: str = "xla
         function of ``args``.
       *args: example inputs (arrays or ``jax.ShapeDtypeStruct``, batch axis
         included).
-      lowering: ``"xla"``, ``"matmul"`` or ``"auto"``, the conv lowering to trace.
 
     Returns:
       The count, an int.
@@ -104,18 +102,17 @@ def count_multiplies(model_or_fn: Module | Callable, *args, lowering: str = "xla
       >>> count_multiplies(nn.dense(10), jax.ShapeDtypeStruct((4, 3), jnp.float32))
       120
     """
-    with F.conv_lowering(lowering):
-        if isinstance(model_or_fn, Module):
-            if len(args) != 1:
-                raise TypeError(f"count_multiplies: a Module takes one example input, got "
-                                f"{len(args)}")
-            spec = spec_of(args[0])
-            model = model_or_fn
-            params, state = jax.eval_shape(lambda k: model.init(k, spec), jax.random.key(0))
-            jaxpr = jax.make_jaxpr(lambda p, s, x: model.apply(p, s, x)[0])(params, state, spec)
-        elif callable(model_or_fn):
-            jaxpr = jax.make_jaxpr(model_or_fn)(*_spec_tree(args))
-        else:
-            raise TypeError(f"count_multiplies: expected a Module or a function, got "
-                            f"{type(model_or_fn).__name__}")
+    if isinstance(model_or_fn, Module):
+        if len(args) != 1:
+            raise TypeError(f"count_multiplies: a Module takes one example input, got "
+                            f"{len(args)}")
+        spec = spec_of(args[0])
+        model = model_or_fn
+        params, state = jax.eval_shape(lambda k: model.init(k, spec), jax.random.key(0))
+        jaxpr = jax.make_jaxpr(lambda p, s, x: model.apply(p, s, x)[0])(params, state, spec)
+    elif callable(model_or_fn):
+        jaxpr = jax.make_jaxpr(model_or_fn)(*_spec_tree(args))
+    else:
+        raise TypeError(f"count_multiplies: expected a Module or a function, got "
+                        f"{type(model_or_fn).__name__}")
     return _count(jaxpr.jaxpr)

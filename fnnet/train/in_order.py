@@ -110,8 +110,8 @@ def classify_seeds_in_order(model: Module, optimizer, seeds, train_data, test_da
     params from ``model.init(jax.random.key(s), ...)``, then steps ``0 .. steps``
     (inclusive, the authors' ``range(steps + 1)``) of :func:`fit_in_order` on the mean
     softmax cross-entropy, with the test loss and accuracy after steps ``0, eval_every,
-    ..., steps``. All seeds run side by side under one ``jax.jit(jax.vmap(...))``, so
-    trace it under a ``fnnet.functional.conv_lowering`` block to pick the lowering.
+    ..., steps``. All seeds run side by side under one ``jax.jit(jax.vmap(...))`` (a
+    model's conv lowering is its layers' ``impl`` field).
 
     Args:
       model: a Module giving logits; its state (if any) is used as initialised.

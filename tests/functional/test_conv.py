@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fnnet import functional as F
+from fnnet import nn
 
 IMPLS = ("xla", "matmul")
 
@@ -240,14 +241,21 @@ def test_spatially_separable(impl, rng, x64):
         np.testing.assert_allclose(y, np_conv(x, full, st, pads, (1, 1)), rtol=1e-10, atol=1e-10)
 
 
-def test_lowering_context_and_default(rng):
+def test_lowering_is_an_explicit_static_choice(rng):
+    """``impl`` is part of the traced function: two jitted Modules that differ only in
+    it compile to different programs, whatever ran before (no hidden global)."""
     x = jnp.asarray(rng.normal(size=(1, 6, 6, 2)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(3, 3, 2, 2)), jnp.float32)
-    with F.conv_lowering("xla"):
-        a = jax.make_jaxpr(lambda v: F.conv(v, w))(x)
-    with F.conv_lowering("matmul"):
-        b = jax.make_jaxpr(lambda v: F.conv(v, w))(x)
+    a = jax.make_jaxpr(lambda v: F.conv(v, w, impl="xla"))(x)
+    b = jax.make_jaxpr(lambda v: F.conv(v, w, impl="matmul"))(x)
     assert "conv_general_dilated" in str(a) and "conv_general_dilated" not in str(b)
+    for impl in ("matmul", "xla", "matmul"):
+        layer = nn.conv(2, 3, impl=impl)
+        params, _ = layer.init(jax.random.key(0), x)
+        step = jax.jit(lambda p, v, layer=layer: layer.apply(p, {}, v)[0])
+        step(params, x)
+        lowered = str(step.lower(params, x).as_text())
+        assert ("convolution" in lowered) == (impl == "xla"), impl
     # "auto": on CPU, 1x1 windows, one input channel per group or small convs with few
     # channels go to matmul (unless the patch matrix would exceed 2**25 entries), the
     # rest to XLA.
@@ -262,9 +270,12 @@ def test_lowering_context_and_default(rng):
         kernel = jax.ShapeDtypeStruct(kshape, jnp.float32)
         jaxpr = str(jax.make_jaxpr(lambda v, k: F.conv(v, k))(inp, kernel))
         assert ("conv_general_dilated" not in jaxpr) == (cpu and matmul_on_cpu), (inp.shape, kshape)
-    with pytest.raises(ValueError, match="conv_lowering"):
-        with F.conv_lowering("fast"):
-            pass
+    with pytest.raises(ValueError, match=r"conv: expected impl in \('auto', 'xla', 'matmul'\), got 'fast'"):
+        F.conv(x, w, impl="fast")
+    with pytest.raises(ValueError, match="max_pool: expected impl"):
+        F.max_pool(x, 2, impl=None)
+    with pytest.raises(ValueError, match="conv: expected impl"):
+        nn.conv(2, 3, impl="XLA")
 
 
 # ---------------------------------------------------------------------------
@@ -296,9 +307,9 @@ def test_gradients(impl, rng, x64):
 
 
 def test_matmul_lowering_higher_order(rng, x64):
-    """The im2col conv's custom_vjp: its backward is differentiable again (checked by
-    finite differences of the gradient), and forward mode fails with a clear error
-    while the XLA lowering supports it."""
+    """The im2col conv's custom_jvp: its reverse mode is differentiable again (checked
+    by finite differences of the gradient), and forward mode gives the NumPy loop's
+    directional derivative (the conv is bilinear: d conv(x, k)[dk] = conv(x, dk))."""
     from fnnet.gradcheck import check_gradients
     x = jnp.asarray(rng.normal(size=(2, 6, 5, 3)))
     k = jnp.asarray(rng.normal(size=(3, 2, 3, 2)))
@@ -310,11 +321,14 @@ def test_matmul_lowering_higher_order(rng, x64):
         return jnp.sum(gx ** 2) + jnp.sum(jnp.cos(gk))
 
     check_gradients(jax.jit(grad_objective), {"x": x, "k": k}, tol=1e-7, vectorize=False)
-    with pytest.raises(TypeError, match="forward-mode"):
-        jax.jvp(lambda b: conv(x, b), (k,), (k,))
-    _, tangent = jax.jvp(lambda b: F.conv(x, b, stride=(2, 1), padding=1, impl="xla"), (k,), (k,))
-    np.testing.assert_allclose(tangent, np_conv(np.asarray(x), np.asarray(k), (2, 1),
-                                                ((1, 1), (1, 1)), (1, 1)), rtol=1e-10, atol=1e-10)
+    dx, dk = jnp.asarray(rng.normal(size=x.shape)), jnp.asarray(rng.normal(size=k.shape))
+    pads = ((1, 1), (1, 1))
+    want = (np_conv(np.asarray(x), np.asarray(dk), (2, 1), pads, (1, 1))
+            + np_conv(np.asarray(dx), np.asarray(k), (2, 1), pads, (1, 1)))
+    for impl in IMPLS:
+        _, tangent = jax.jvp(lambda a, b: F.conv(a, b, stride=(2, 1), padding=1, impl=impl),
+                             (x, k), (dx, dk))
+        np.testing.assert_allclose(tangent, want, rtol=1e-10, atol=1e-10)
 
 
 def test_column_blocks_against_loops(rng, x64):

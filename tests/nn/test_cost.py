@@ -18,11 +18,12 @@ def test_inception_bottleneck_claim(lowering):
     # The notes: a "same" 5x5 conv 28x28x192 -> 28x28x32 costs ~120M multiplications;
     # a 1x1 conv to 16 channels first brings it to ~12.4M.
     x = S((1, 28, 28, 192), f32)
-    direct = nn.count_multiplies(lambda v, k: F.conv(v, k, padding="SAME"), x,
-                                 S((5, 5, 192, 32), f32), lowering=lowering)
+    direct = nn.count_multiplies(lambda v, k: F.conv(v, k, padding="SAME", impl=lowering), x,
+                                 S((5, 5, 192, 32), f32))
     assert direct == 28 * 28 * 32 * 5 * 5 * 192 == 120_422_400
-    bottleneck = nn.serial(nn.conv(16, 1), nn.relu, nn.conv(32, 5, padding="SAME"))
-    assert nn.count_multiplies(bottleneck, x, lowering=lowering) == (
+    bottleneck = nn.serial(nn.conv(16, 1, impl=lowering), nn.relu,
+                           nn.conv(32, 5, padding="SAME", impl=lowering))
+    assert nn.count_multiplies(bottleneck, x) == (
         28 * 28 * 16 * 192 + 28 * 28 * 32 * 5 * 5 * 16) == 2_408_448 + 10_035_200 == 12_443_648
 
 
@@ -38,22 +39,22 @@ def test_dense_closed_form():
 def test_strided_grouped_dilated_conv_closed_form(lowering):
     # x (2, 11, 13, 8), 3x3 kernel, stride 2, padding 1, 4 groups of 2 input channels:
     # out = floor((n + 2 - 3) / 2) + 1 = 6 x 7; each of 2*6*7*12 outputs sums 3*3*2 products.
-    layer = nn.conv(12, 3, stride=2, padding=1, groups=4)
-    assert nn.count_multiplies(layer, S((2, 11, 13, 8), f32), lowering=lowering) == \
+    layer = nn.conv(12, 3, stride=2, padding=1, groups=4, impl=lowering)
+    assert nn.count_multiplies(layer, S((2, 11, 13, 8), f32)) == \
         2 * 6 * 7 * 12 * 3 * 3 * 2
     # Dilation 2 widens the 3x3 window to 5x5 but keeps 9 taps: out 12 - 4 = 8 per axis.
-    dilated = nn.conv(5, 3, dilation=2)
-    assert nn.count_multiplies(dilated, S((1, 12, 12, 4), f32), lowering=lowering) == \
+    dilated = nn.conv(5, 3, dilation=2, impl=lowering)
+    assert nn.count_multiplies(dilated, S((1, 12, 12, 4), f32)) == \
         8 * 8 * 5 * 9 * 4
     # A 1-D conv (NWC), stride 3, "SAME": out = ceil(20 / 3) = 7.
-    assert nn.count_multiplies(nn.conv(6, 4, stride=3, padding="SAME"), S((2, 20, 5), f32),
-                               lowering=lowering) == 2 * 7 * 6 * 4 * 5
+    assert nn.count_multiplies(nn.conv(6, 4, stride=3, padding="SAME", impl=lowering),
+                               S((2, 20, 5), f32)) == 2 * 7 * 6 * 4 * 5
 
 
 def test_depthwise_conv_closed_form():
     # Depthwise 3x3 (groups = C), depth multiplier 2, stride 2, "SAME" on 16x16x8:
     # 8x8x16 outputs, 9 products each.
-    layer = nn.depthwise_conv(3, depth_multiplier=2, stride=2, padding="SAME")
+    layer = nn.depthwise_conv(3, depth_multiplier=2, stride=2, padding="SAME", impl="xla")
     assert nn.count_multiplies(layer, S((1, 16, 16, 8), f32)) == 8 * 8 * 16 * 9
 
 
@@ -93,5 +94,5 @@ def test_errors():
 
 def test_mobilenet_v1_published_multiply_adds():
     # Howard et al. (2017), Table 8: 1.0 MobileNet-224 has 569 million mult-adds.
-    count = nn.count_multiplies(models.mobilenet_v1(), S((1, 224, 224, 3), f32))
+    count = nn.count_multiplies(models.mobilenet_v1(impl="xla"), S((1, 224, 224, 3), f32))
     assert round(count / 1e6) == 569
