@@ -340,9 +340,12 @@ def l1_penalty(params: Any, mask: Any = None, *, coefficient: float = 1.0) -> ja
 
     Returns:
       A scalar (0.0 when no leaf is selected).
+
+    The derivative at ``w_i = 0`` is 0, as ``torch.abs``'s (``|w|`` is computed as
+    ``sign(w) w``: ``jnp.abs``'s derivative at 0 is 1).
     """
     leaves = _masked_leaves("l1_penalty", params, mask)
-    return coefficient * sum((jnp.sum(jnp.abs(w)) for w in leaves), jnp.asarray(0.0))
+    return coefficient * sum((jnp.sum(jnp.sign(w) * w) for w in leaves), jnp.asarray(0.0))
 
 
 def l2_penalty(params: Any, mask: Any = None, *, coefficient: float = 1.0) -> jax.Array:

@@ -17,8 +17,9 @@ from fnnet import functional as F
 from fnnet import init as initializers
 from fnnet.nn.module import Module, spec_of, stateless
 
-__all__ = ["dense", "activation", "sigmoid", "tanh", "relu", "softplus", "softmax",
-           "log_softmax", "leaky_relu", "elu", "maxout", "identity", "flatten", "reshape"]
+__all__ = ["dense", "activation", "sigmoid", "tanh", "relu", "relu6", "selu", "softplus",
+           "softmax", "log_softmax", "leaky_relu", "hard_tanh", "elu", "gelu", "maxout",
+           "identity", "flatten", "reshape"]
 
 
 def dense(features: int, *, use_bias: bool = True,
@@ -62,6 +63,8 @@ def activation(fn, name: str | None = None) -> Module:
 sigmoid = activation(F.sigmoid)
 tanh = activation(F.tanh)
 relu = activation(F.relu)
+relu6 = activation(F.relu6)
+selu = activation(F.selu)
 softplus = activation(F.softplus)
 softmax = activation(F.softmax)
 log_softmax = activation(F.log_softmax)
@@ -73,9 +76,22 @@ def leaky_relu(negative_slope: float = 0.01) -> Module:
     return stateless(lambda x: F.leaky_relu(x, negative_slope), "leaky_relu")
 
 
+def hard_tanh(min_val: float = -1.0, max_val: float = 1.0) -> Module:
+    """``min(max(x, min_val), max_val)``."""
+    if not min_val < max_val:
+        raise ValueError(f"hard_tanh: expected min_val < max_val, got min_val={min_val}, "
+                         f"max_val={max_val}")
+    return stateless(lambda x: F.hard_tanh(x, min_val, max_val), "hard_tanh")
+
+
 def elu(alpha: float = 1.0) -> Module:
     """``x if x > 0 else alpha * (exp(x) - 1)``."""
     return stateless(lambda x: F.elu(x, alpha), "elu")
+
+
+def gelu(approximate: bool = False) -> Module:
+    """``x Phi(x)``; ``approximate=True`` for the tanh form (see :func:`fnnet.functional.gelu`)."""
+    return stateless(lambda x: F.gelu(x, approximate), "gelu")
 
 
 def maxout(num_pieces: int) -> Module:
