@@ -30,7 +30,7 @@ def images(model: nn.Module) -> nn.Module:
     return nn.Module(init, apply, model.name)
 
 
-relu6 = nn.activation(lambda x: jnp.minimum(F.relu(x), 6.0), "relu6")
+relu6 = nn.activation(F.relu6, "relu6")
 """``min(max(x, 0), 6)`` (MobileNet)."""
 
 
