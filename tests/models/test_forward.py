@@ -286,10 +286,10 @@ def test_resnet_blocks_match_pytorch(block, stride, random_init, rng):
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional
     if block == "bottleneck":
-        module, out = models.resnet._bottleneck(8, 4, stride)
+        module, out = models.resnet._bottleneck(8, 4, stride, XLA)
         x = jnp.asarray(rng.normal(size=(2, 8, 8, 8)), jnp.float32)  # even: padding matters
     else:
-        module, out = models.resnet._basic_block(6, 6, stride)
+        module, out = models.resnet._basic_block(6, 6, stride, XLA)
         x = jnp.asarray(rng.normal(size=(2, 7, 7, 6)), jnp.float32)
     params, state = random_init(module, x, rng, random_affine=True)
     y, _ = jax.jit(module.apply)(params, state, x)
