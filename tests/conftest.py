@@ -88,19 +88,24 @@ def pytest_make_collect_report(collector):
 
 def pytest_terminal_summary(terminalreporter):
     """One line: how many tests skipped for a missing reference library, and the fix."""
-    libs, count = set(), 0
+    libs, tests, modules = set(), 0, 0
     for report in terminalreporter.stats.get("skipped", []):
         longrepr = getattr(report, "longrepr", None)
         if isinstance(longrepr, tuple) and _is_reference_skip(longrepr[2]):
-            count += 1
+            if getattr(report, "when", None) == "collect":
+                modules += 1                  # a module-level importorskip
+            else:
+                tests += 1
             reason = longrepr[2]
             if _TAG in reason:
                 libs.add(reason.split(_TAG, 1)[1].split()[0].strip("'"))
-    if count:
-        names = ", ".join(sorted(libs)) or "reference libraries"
-        terminalreporter.write_line(
-            f"{count} reference tests skipped ({names} not installed): to run them, {_HOW}",
-            yellow=True, bold=True)
+    if tests or modules:
+        what = " and ".join(part for part in (
+            f"{tests} reference test{'s' * (tests != 1)}" if tests else "",
+            f"{modules} reference test module{'s' * (modules != 1)}" if modules else "") if part)
+        names = ", ".join(sorted(libs)) or "a reference library"
+        terminalreporter.write_line(f"{what} skipped ({names} not installed): to run them, {_HOW}",
+                                    yellow=True, bold=True)
 
 
 @pytest.fixture
