@@ -274,8 +274,12 @@ def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
-    """Mean absolute error ``mean(|pred - target|)`` over all elements (same shapes)."""
-    return jnp.mean(jnp.abs(_elementwise("mae", pred, target)))
+    """Mean absolute error ``mean(|pred - target|)`` over all elements (same shapes).
+
+    ``|r|`` is computed as ``sign(r) r``, so the derivative at ``pred == target`` is 0,
+    as in PyTorch's ``l1_loss`` (``jnp.abs`` gives 1 there)."""
+    r = _elementwise("mae", pred, target)
+    return jnp.mean(jnp.sign(r) * r)
 
 
 def huber(pred: jax.Array, target: jax.Array, delta: float = 1.0) -> jax.Array:

@@ -93,7 +93,8 @@ def cifar_resnet(depth: int, num_classes: int = 10, *, shortcut: bool = True,
 # ---------------------------------------------------------------------------
 # ImageNet ResNets (torchvision's layer lists)
 
-def _basic_block(in_features: int, features: int, stride: int, impl: str) -> tuple[nn.Module, int]:
+def _basic_block(in_features: int, features: int, stride: int,
+                 impl: str = "auto") -> tuple[nn.Module, int]:
     body = nn.serial(conv_bn(features, 3, stride=stride, padding=1, impl=impl),
                      conv_bn(features, 3, padding=1, activation=None, impl=impl))
     skip = None
@@ -102,7 +103,8 @@ def _basic_block(in_features: int, features: int, stride: int, impl: str) -> tup
     return nn.serial(nn.residual(body, skip), nn.relu, name="basic_block"), features
 
 
-def _bottleneck(in_features: int, features: int, stride: int, impl: str) -> tuple[nn.Module, int]:
+def _bottleneck(in_features: int, features: int, stride: int,
+                impl: str = "auto") -> tuple[nn.Module, int]:
     out = 4 * features
     body = nn.serial(conv_bn(features, 1, impl=impl),
                      conv_bn(features, 3, stride=stride, padding=1, impl=impl),

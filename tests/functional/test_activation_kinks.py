@@ -167,6 +167,16 @@ def test_l1_penalty_abs_at_zero_is_torch_abs(x64):
     assert_close(jax.hessian(penalty)(wj), np.zeros(w.shape * 2), "l1 hessian")
 
 
+def test_mae_at_zero_residual_is_torch_l1_loss(x64):
+    """``mae`` has slope 0 where ``pred == target``, as ``torch.nn.functional.l1_loss``."""
+    pred, target = np.array([0.5, -1.0, 2.0, 0.0]), np.array([0.5, 0.0, 2.0, 0.0])
+    pt = torch.tensor(pred, requires_grad=True)
+    (g_ref,) = torch.autograd.grad(torch.nn.functional.l1_loss(pt, torch.tensor(target)), pt)
+    mae = lambda p: losses.mae(p, jnp.asarray(target))
+    assert_close(mae(jnp.asarray(pred)), np.mean(np.abs(pred - target)), "mae value")
+    assert_close(jax.grad(mae)(jnp.asarray(pred)), g_ref.numpy(), "mae grad")
+
+
 def test_conv_relu_on_zero_padded_digits_matches_torch(x64):
     """A two-layer conv + relu net on real digits, zero-padded SAME, at initialisation
     (biases 0): the first layer's pre-activations hold exact zeros (196 of 1536, where a
