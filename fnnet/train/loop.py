@@ -340,12 +340,16 @@ def _load_progress(file: str, fresh: _Progress, key, settings: dict, epochs: int
                                   "(or by an older version of it)")
         return by_path[path]
 
-    for name, now in settings.items():
-        saved = str(entry(f"['settings']['{name}']"))
+    def check(name):
+        saved, now = str(entry(f"['settings']['{name}']")), settings[name]
         if saved != now:
             if name.endswith("_tree"):
                 saved, now = _excerpt(saved, now)
             raise ValueError(f"fit: checkpoint {file} was written with {name} {saved} but fit was given {now}")
+
+    for name in settings:
+        if not name.endswith("_tree"):
+            check(name)
     saved_key, given_key = entry("['key']"), _key_data(key)
     if saved_key.shape != given_key.shape or not np.array_equal(saved_key, given_key):
         raise ValueError(f"fit: checkpoint {file} was written with key data {saved_key.tolist()} "
@@ -361,6 +365,8 @@ def _load_progress(file: str, fresh: _Progress, key, settings: dict, epochs: int
 
     run = _Progress(restore("['params']", fresh.params), restore("['state']", fresh.state),
                     restore("['opt_state']", fresh.opt_state), epoch)
+    for name in ("params_tree", "state_tree", "opt_state_tree"):  # same paths, other node types
+        check(name)
     names = [str(n) for n in entry("['history']['names']").reshape(-1)]
     values, numbers = entry("['history']['values']"), entry("['history']['epoch']")
     if values.shape != (len(numbers), len(names)) or len(numbers) != epoch:
