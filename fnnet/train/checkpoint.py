@@ -12,7 +12,8 @@ load by position.
 Writes are atomic: a temporary file in the target's directory, ``fsync``,
 ``os.replace``, ``fsync`` of the directory. A reader sees the old file or the new one,
 never a mix; a failed write removes its temporary file. Only a process killed inside
-a write can leave one behind (``.<name>.<random>.tmp``; :func:`_stale_temporary_files`).
+a write can leave one behind, ``.<name>.<random>.tmp``, which ``fit(..., resume=True)``
+removes.
 
 A file that is empty, truncated, not an ``.npz``, holds pickled objects or lacks an
 entry raises :class:`CheckpointError` (a ``ValueError``) naming the file and the fault.

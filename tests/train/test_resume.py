@@ -119,6 +119,9 @@ def test_resume_after_exceptions_at_chosen_steps_is_bit_identical(tmp_path, monk
     with pytest.raises(Interrupted):
         run(path, resume=True, log=stop_at_epoch_8)
     assert int(saved_entry(path, "['epoch']")) == 8
+    # What a write killed mid-way leaves behind (see the SIGKILL test) is cleared on resume.
+    (tmp_path / ".run.ckpt.k1ll3d.tmp").write_bytes(b"PK\x03\x04 half")
+    (tmp_path / ".other.ckpt.x.tmp").write_bytes(b"not ours")
     logged = []
     resumed = run(path, resume=True, log=logged.append)
     assert [e["epoch"] for e in logged] == [9]  # only the epoch this call ran
@@ -127,7 +130,7 @@ def test_resume_after_exceptions_at_chosen_steps_is_bit_identical(tmp_path, monk
     again = run(path, resume=True, log=logged.append)
     assert len(logged) == 1
     assert_same_result(again, full)
-    assert sorted(os.listdir(tmp_path)) == ["run.ckpt"]
+    assert sorted(os.listdir(tmp_path)) == [".other.ckpt.x.tmp", "run.ckpt"]
 
 
 def test_resume_refuses_another_run_naming_the_difference(tmp_path):
