@@ -23,7 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnnet.functional._checks import check_floating
+from fnnet.functional._checks import as_int, as_ints, check_floating
 
 __all__ = ["batch_norm", "batch_norm_train", "batch_norm_eval", "layer_norm", "group_norm"]
 
@@ -119,10 +119,15 @@ def batch_norm_train(x, scale, bias, mean, var, *, momentum: float = 0.1, eps: f
     n = 1
     for a in axes:
         n *= x.shape[a]
+    if axis_name is not None:
+        n = n * jax.lax.psum(1, axis_name)   # the axis size, static under vmap/pmap
+    if isinstance(n, int) and n == 1:
+        # The batch variance of one value is 0 and its unbiased form 0/0 (PyTorch refuses too).
+        raise ValueError(f"{name}: expected more than 1 value per channel when training, got "
+                         f"input of shape {x.shape} (N * spatial = 1)")
     mu = jnp.mean(xc, axis=axes)
     if axis_name is not None:
         mu = jax.lax.pmean(mu, axis_name)
-        n = n * jax.lax.psum(1, axis_name)
     centred = xc - jnp.reshape(mu, (1,) * (x.ndim - 1) + mu.shape)
     sigma2 = jnp.mean(jnp.square(centred), axis=axes)
     if axis_name is not None:
@@ -172,6 +177,7 @@ def layer_norm(x, scale=None, bias=None, *, axis: int | tuple[int, ...] = -1, ep
     """
     name = "layer_norm"
     check_floating(name, "input", x)
+    axis = as_ints(name, "axis", axis)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     if not axes or any(not -x.ndim <= a < x.ndim for a in axes):
         raise ValueError(f"{name}: axis {axis} out of range for input of shape {x.shape}")
@@ -204,7 +210,8 @@ def group_norm(x, scale=None, bias=None, *, num_groups: int, eps: float = 1e-5):
     name = "group_norm"
     _check_input(name, x)
     c = x.shape[-1]
-    if not isinstance(num_groups, int) or num_groups < 1 or c % num_groups:
+    num_groups = as_int(name, "num_groups", num_groups, minimum=1)
+    if c % num_groups:
         raise ValueError(f"{name}: num_groups must be a positive divisor of the {c} channels of "
                          f"input {x.shape}, got {num_groups!r}")
     ct = _compute_dtype(x)

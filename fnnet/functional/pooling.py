@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fnnet.functional._checks import check_floating
+from fnnet.functional._checks import as_ints, check_floating
 from fnnet.functional._lowering import resolve
 from fnnet.functional.conv import _pads, _shifted_views, _tuple, conv_output_shape
 
@@ -32,6 +32,8 @@ def _prepare(name, x, window, stride, padding):
         raise ValueError(f"{name}: expected input (N, *spatial, C) with 1, 2 or 3 spatial axes "
                          f"(rank 3, 4 or 5), got shape {x.shape}")
     nd = x.ndim - 2
+    window = as_ints(name, "window", window, minimum=1)   # NumPy integers welcome
+    stride = None if stride is None else as_ints(name, "stride", stride, minimum=1)
     if not isinstance(window, int) and len(tuple(window)) != nd:
         raise ValueError(f"{name}: window {tuple(window)} has {len(tuple(window))} axes, the input "
                          f"{x.shape} has {nd} spatial axes")
@@ -161,7 +163,7 @@ def upsample(x: jax.Array, scale, method: str = "nearest") -> jax.Array:
     name = "upsample"
     axes = _spatial_axes(name, x)
     nd = len(axes)
-    scale = _tuple(name, "scale", scale, nd)
+    scale = _tuple(name, "scale", as_ints(name, "scale", scale, minimum=1), nd)
     spatial = x.shape[1:-1]
     if method == "nearest":
         # (N, n1, 1, n2, 1, C) -> broadcast (N, n1, s1, n2, s2, C) -> reshape.

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from fnnet import functional as F
 from fnnet import init as initializers
+from fnnet.functional._checks import as_int, as_ints
 from fnnet.functional._lowering import check_impl
 from fnnet.nn.module import Module, spec_of, stateless
 
@@ -36,9 +37,9 @@ _KERNELS = {"conv", "conv_transpose", "depthwise_conv", "separable_conv", "max_p
             "lp_pool", "upsample"}
 
 
-def _positive(name: str, what: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected {what} as a positive int, got {value!r}")
+def _positive(name: str, what: str, value) -> int:
+    """A positive int (Python or NumPy integer) as a Python int."""
+    return as_int(name, what, value, minimum=1)
 
 
 def _window(name: str, window, spec) -> tuple[int, ...]:
@@ -57,10 +58,12 @@ def _window(name: str, window, spec) -> tuple[int, ...]:
 
 
 def _check_window_arg(name, window):
-    ws = (window,) if isinstance(window, int) else tuple(window)
-    if not ws or len(ws) > 3 or not all(isinstance(w, int) and w >= 1 for w in ws):
+    """The window as a Python int or a tuple of 1-3 Python ints (NumPy integers accepted)."""
+    window = as_ints(name, "window", window, minimum=1)
+    if not isinstance(window, int) and not 1 <= len(window) <= 3:
         raise ValueError(f"{name}: expected a window as a positive int or 1-3 positive ints, "
                          f"got {window!r}")
+    return window
 
 
 def _weighted(name, kernel_shape_fn, forward, use_bias, kernel_init, bias_init, dtype,
@@ -102,9 +105,9 @@ def conv(features: int, window, *, stride=1, padding="VALID", dilation=1, groups
       impl: the lowering, ``"auto"``, ``"xla"`` or ``"matmul"``, a static field of the
         layer (see :mod:`fnnet.functional._lowering`).
     """
-    _positive(name, "features", features)
-    _positive(name, "groups", groups)
-    _check_window_arg(name, window)
+    features, groups = _positive(name, "features", features), _positive(name, "groups", groups)
+    window = _check_window_arg(name, window)
+    stride, dilation = as_ints(name, "stride", stride), as_ints(name, "dilation", dilation)
     check_impl(name, impl)
 
     def kernel_shape(spec):
@@ -138,8 +141,9 @@ def conv_transpose(features: int, window, *, stride=1, padding="VALID", dilation
     Params: ``kernel (*window, in, features)``, He normal by default (fan_in
     ``prod(window) * in``); ``bias (features,)``.
     """
-    _positive(name, "features", features)
-    _check_window_arg(name, window)
+    features = _positive(name, "features", features)
+    window = _check_window_arg(name, window)
+    stride, dilation = as_ints(name, "stride", stride), as_ints(name, "dilation", dilation)
     check_impl(name, impl)
 
     def kernel_shape(spec):
@@ -166,8 +170,9 @@ def depthwise_conv(window, *, depth_multiplier: int = 1, stride=1, padding="VALI
     Params: ``kernel (*window, 1, C * depth_multiplier)`` (He normal, fan_in
     ``prod(window)``), ``bias (C * depth_multiplier,)``.
     """
-    _positive(name, "depth_multiplier", depth_multiplier)
-    _check_window_arg(name, window)
+    depth_multiplier = _positive(name, "depth_multiplier", depth_multiplier)
+    window = _check_window_arg(name, window)
+    stride, dilation = as_ints(name, "stride", stride), as_ints(name, "dilation", dilation)
     check_impl(name, impl)
 
     def kernel_shape(spec):
@@ -195,9 +200,10 @@ def separable_conv(features: int, window, *, depth_multiplier: int = 1, stride=1
     Params: ``depthwise_kernel (*window, 1, C M)``, ``pointwise_kernel (*1, C M,
     features)`` (both He normal), ``bias (features,)``.
     """
-    _positive(name, "features", features)
-    _positive(name, "depth_multiplier", depth_multiplier)
-    _check_window_arg(name, window)
+    features = _positive(name, "features", features)
+    depth_multiplier = _positive(name, "depth_multiplier", depth_multiplier)
+    window = _check_window_arg(name, window)
+    stride, dilation = as_ints(name, "stride", stride), as_ints(name, "dilation", dilation)
     check_impl(name, impl)
     kernel_init = kernel_init or initializers.he_normal()
     bias_init = bias_init or initializers.zeros()
@@ -232,7 +238,8 @@ def separable_conv(features: int, window, *, depth_multiplier: int = 1, stride=1
 
 
 def _pool_module(fn, name, window, stride, padding, **kwargs) -> Module:
-    _check_window_arg(name, window)
+    window = _check_window_arg(name, window)
+    stride = None if stride is None else as_ints(name, "stride", stride, minimum=1)
     check_impl(name, kwargs["impl"])
 
     def apply_fn(x):

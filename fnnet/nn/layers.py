@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from fnnet import functional as F
 from fnnet import init as initializers
+from fnnet.functional._checks import as_int
 from fnnet.nn.module import Module, spec_of, stateless
 
 __all__ = ["dense", "activation", "sigmoid", "tanh", "relu", "relu6", "selu", "softplus",
@@ -31,8 +32,7 @@ def dense(features: int, *, use_bias: bool = True,
     Params: ``kernel (in, out)`` drawn from ``kernel_init`` (default He normal,
     ``N(0, 2 / in)``), ``bias (out,)`` from ``bias_init`` (default zeros).
     """
-    if not isinstance(features, int) or features < 1:
-        raise ValueError(f"{name}: expected a positive int number of features, got {features!r}")
+    features = as_int(name, "features", features, minimum=1)
     kernel_init = kernel_init or initializers.he_normal()
     bias_init = bias_init or initializers.zeros()
 
@@ -113,7 +113,7 @@ flatten = stateless(_flatten, "flatten")
 
 def reshape(shape: tuple[int, ...]) -> Module:
     """Reshape every axis but the batch axis: ``(N, ...) -> (N, *shape)``; one entry may be -1."""
-    shape = tuple(shape)
+    shape = tuple(as_int("reshape", "each entry of shape", d) for d in shape)
 
     def fn(x):
         n = math.prod(x.shape[1:])

@@ -4,13 +4,17 @@ Params hold ``scale`` (ones) and ``bias`` (zeros); batch norm keeps its running
 ``mean`` (zeros) and ``var`` (ones) in ``state``, never in params, so an optimizer
 never touches them. Batch norm and dropout switch on the static ``train`` flag.
 
-Imports: fnnet.functional, fnnet.nn.module.
+Imports: numpy, fnnet.functional, fnnet.nn.module.
 """
 from __future__ import annotations
 
+import numbers
+
 import jax.numpy as jnp
+import numpy as np
 
 from fnnet import functional as F
+from fnnet.functional._checks import as_int, as_ints
 from fnnet.nn.module import Module, require_key, spec_of
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "dropout"]
@@ -92,6 +96,7 @@ def layer_norm(*, axis: int | tuple[int, ...] = -1, eps: float = 1e-5, use_scale
     the shape of ``x`` on ``axis``. The same in training and evaluation; no state.
     """
     dtype = dtype or jnp.float32
+    axis = as_ints(name, "axis", axis)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
 
     def init(key, x):
@@ -114,8 +119,7 @@ def group_norm(num_groups: int, *, eps: float = 1e-5, use_scale: bool = True,
                use_bias: bool = True, dtype=None, name: str = "group_norm") -> Module:
     """Group normalisation (Wu & He, 2018): per example, over the spatial axes and
     each of ``num_groups`` groups of channels; ``scale``/``bias`` per channel."""
-    if not isinstance(num_groups, int) or num_groups < 1:
-        raise ValueError(f"{name}: expected a positive int num_groups, got {num_groups!r}")
+    num_groups = as_int(name, "num_groups", num_groups, minimum=1)
     dtype = dtype or jnp.float32
 
     def init(key, x):
@@ -150,7 +154,8 @@ def dropout(rate: float, *, name: str = "dropout") -> Module:
       >>> sorted(set(y.ravel().tolist()) - {0.0})  # survivors scaled by 1 / (1 - 0.5)
       [2.0]
     """
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+    if (isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real)
+            or not 0.0 <= rate < 1.0):
         raise ValueError(f"{name}: expected a drop rate in [0, 1), got {rate!r}")
     rate = float(rate)
 

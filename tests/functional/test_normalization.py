@@ -178,3 +178,39 @@ def test_gradients_float64(x64, rng):
     tree = {"x": x, "s": s, "b": b}
     for f in (bn_train, bn_eval, ln, gn):
         assert gradcheck.relative_difference(f, tree) < 1e-7, f.__name__
+
+
+def test_batch_norm_training_needs_more_than_one_value_per_channel():
+    # PyTorch: "Expected more than 1 value per channel when training"; the unbiased
+    # running variance of one value would be 0/0. Evaluation mode is fine.
+    for shape in [(1, 3), (1, 1, 1, 3), (1, 1, 2)]:
+        x = jnp.ones(shape)
+        with pytest.raises(ValueError, match=r"batch_norm: expected more than 1 value per "
+                                             r"channel when training, got input of shape"):
+            F.batch_norm_train(x, None, None, jnp.zeros(shape[-1]), jnp.ones(shape[-1]))
+        with pytest.raises(ValueError, match="more than 1 value per channel"):
+            jax.eval_shape(lambda v: F.batch_norm(v, None, None, jnp.zeros(shape[-1]),
+                                                  jnp.ones(shape[-1]), train=True), x)
+        y, _, _ = F.batch_norm(x, None, None, jnp.zeros(shape[-1]), jnp.ones(shape[-1]), train=False)
+        np.testing.assert_allclose(y, 1 / np.sqrt(1 + 1e-5), rtol=1e-6)
+    y, m, v = F.batch_norm_train(jnp.asarray([[1.0], [3.0]]), None, None, jnp.zeros(1), jnp.ones(1))
+    np.testing.assert_allclose(v, 0.9 + 0.1 * 2.0, rtol=1e-6)   # two values: unbiased var 2
+
+
+def test_numpy_integer_arguments_and_clear_type_errors(rng):
+    x = rng.normal(size=(2, 3, 3, 6)).astype(np.float32)
+    y = F.group_norm(jnp.asarray(x), num_groups=np.int64(3))
+    ref = np.empty_like(x)
+    for n in range(2):
+        for g in range(3):
+            blk = x[n, :, :, 2 * g:2 * g + 2]
+            ref[n, :, :, 2 * g:2 * g + 2] = (blk - blk.mean()) / np.sqrt(blk.var() + 1e-5)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
+    y = F.layer_norm(jnp.asarray(x), axis=np.int32(-1))
+    ref = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
+    for bad in (3.0, True):
+        with pytest.raises(TypeError, match="group_norm: expected num_groups as an int, got"):
+            F.group_norm(jnp.asarray(x), num_groups=bad)
+    with pytest.raises(TypeError, match="layer_norm: expected axis as an int, got -1.0"):
+        F.layer_norm(jnp.asarray(x), axis=-1.0)

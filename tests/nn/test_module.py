@@ -241,3 +241,48 @@ def test_module_is_hashable_static_argument():
     np.testing.assert_allclose(g(model, params, jnp.ones((2, 4))), f(params, jnp.ones((2, 4))))
     init_fn, apply_fn = model  # unpacks like stax
     assert init_fn is model.init and apply_fn is model.apply
+
+
+def test_layers_accept_numpy_integers_and_refuse_bools_and_floats(rng):
+    # Sizes read from a config array are NumPy integers: the layers take them as ints
+    # (same params and outputs as with Python ints) and name any bool or float.
+    x = jnp.asarray(rng.normal(size=(2, 6, 6, 4)), jnp.float32)
+    pairs = [(nn.dense(np.int64(3)), nn.dense(3)),
+             (nn.conv(np.int32(6), (np.int64(3), 3), stride=np.int64(2), groups=np.int8(2)),
+              nn.conv(6, (3, 3), stride=2, groups=2)),
+             (nn.depthwise_conv(np.int64(3), depth_multiplier=np.int64(2), dilation=np.int16(2)),
+              nn.depthwise_conv(3, depth_multiplier=2, dilation=2)),
+             (nn.max_pool(np.int64(2), np.int64(1)), nn.max_pool(2, 1)),
+             (nn.group_norm(np.int64(2)), nn.group_norm(2)),
+             (nn.serial(nn.flatten, nn.reshape((np.int64(-1), np.int32(4)))),
+              nn.serial(nn.flatten, nn.reshape((36, 4))))]
+    for numpy_ints, python_ints in pairs:
+        p1, s1 = numpy_ints.init(jax.random.key(0), x)
+        p2, s2 = python_ints.init(jax.random.key(0), x)
+        chex.assert_trees_all_equal(p1, p2)
+        chex.assert_trees_all_equal(numpy_ints.apply(p1, s1, x)[0], python_ints.apply(p2, s2, x)[0])
+    np.testing.assert_allclose(pairs[0][0].apply(*pairs[0][0].init(jax.random.key(0), x), x)[0],
+                               np_dense(x, pairs[0][0].init(jax.random.key(0), x)[0]), rtol=1e-5, atol=1e-5)
+    for make, message in [
+            (lambda: nn.dense(3.0), "dense: expected features as an int, got 3.0 of type float"),
+            (lambda: nn.dense(True), "dense: expected features as an int, got the bool True"),
+            (lambda: nn.conv(4, 3, groups=2.0), "conv: expected groups as an int, got 2.0"),
+            (lambda: nn.conv(4, 3, stride=(1, 1.5)), "conv: expected stride as an int, got 1.5"),
+            (lambda: nn.conv(4, np.float64(3)), "conv: expected window as an int"),
+            (lambda: nn.max_pool(2, stride=False), "max_pool: expected stride as an int, got the bool"),
+            (lambda: nn.group_norm(np.float32(2)), "group_norm: expected num_groups as an int"),
+            (lambda: nn.reshape((2.0, 3)), "reshape: expected each entry of shape as an int")]:
+        with pytest.raises(TypeError, match=message):
+            make()
+    with pytest.raises(ValueError, match="dense: expected features as a positive int, got 0"):
+        nn.dense(np.int64(0))
+    # batch norm in training with one value per channel: PyTorch's error, before compute
+    bn = nn.batch_norm()
+    params, state = bn.init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="batch_norm: expected more than 1 value per channel"):
+        bn.apply(params, state, x[:1, :1, :1], train=True)
+    assert bn.apply(params, state, x[:1, :1, :1])[0].shape == (1, 1, 1, 4)
+
+
+def np_dense(x, params):
+    return np.asarray(x) @ np.asarray(params["kernel"]) + np.asarray(params["bias"])
