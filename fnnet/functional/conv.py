@@ -27,7 +27,7 @@ import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from fnnet.functional._checks import bias_add, check_floating
+from fnnet.functional._checks import as_int, as_ints, bias_add, check_floating
 from fnnet.functional._lowering import resolve
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_transpose", "depthwise_conv",
@@ -40,12 +40,12 @@ _LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", 
 # Argument normalisation (static, trace time)
 
 def _tuple(name: str, what: str, value, nd: int) -> tuple[int, ...]:
-    """An int or a length-``nd`` sequence of positive ints -> tuple of ``nd`` ints."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value,) * nd
-    value = tuple(value)
-    if len(value) != nd or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                   for v in value):
+    """An int or a length-``nd`` sequence of positive ints (Python or NumPy) -> tuple
+    of ``nd`` Python ints."""
+    value = as_ints(name, what, value, minimum=1)
+    if isinstance(value, int):
+        return (value,) * nd
+    if len(value) != nd:
         raise ValueError(f"{name}: expected {what} as a positive int or {nd} positive ints "
                          f"(one per spatial axis), got {value!r}")
     return value
@@ -72,19 +72,22 @@ def _pads(name: str, padding, spatial: Sequence[int], window: Sequence[int],
             return tuple((e - 1, e - 1) for e in eff)
         raise ValueError(f"{name}: expected padding 'VALID', 'SAME', 'FULL', an int or "
                          f"(low, high) pairs, got {padding!r}")
-    if isinstance(padding, int) and not isinstance(padding, bool):
-        pads = ((padding, padding),) * nd
-    else:
-        try:
-            pads = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
-        except TypeError:
-            pads = None
-        if pads is None or len(pads) != nd or not all(len(p) == 2 for p in pads):
-            raise ValueError(f"{name}: expected padding as 'VALID', 'SAME', 'FULL', an int or "
-                             f"{nd} (low, high) pairs, got {padding!r}")
-    if not all(isinstance(v, int) and v >= 0 for p in pads for v in p):
-        raise ValueError(f"{name}: expected non-negative integer padding, got {padding!r}")
-    return tuple((int(lo), int(hi)) for lo, hi in pads)
+    if _integer_like(padding):
+        p = as_int(name, "padding", padding, minimum=0)
+        return ((p, p),) * nd
+    try:
+        pads = tuple((p, p) if _integer_like(p) else tuple(p) for p in padding)
+        pads = tuple(tuple(as_int(name, "padding", v, minimum=0) for v in p) for p in pads)
+    except TypeError:
+        pads = None
+    if pads is None or len(pads) != nd or not all(len(p) == 2 for p in pads):
+        raise ValueError(f"{name}: expected padding as 'VALID', 'SAME', 'FULL', an int or "
+                         f"{nd} (low, high) pairs, got {padding!r}")
+    return pads
+
+
+def _integer_like(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def conv_output_shape(spatial: Sequence[int], window: Sequence[int], stride: Sequence[int],
@@ -382,8 +385,7 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, stri
     window = tuple(kernel.shape[:nd])
     stride = _tuple(name, "stride", stride, nd)
     dilation = _tuple(name, "dilation", dilation, nd)
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{name}: expected groups as a positive int, got {groups!r}")
+    groups = as_int(name, "groups", groups, minimum=1)
     cin, cout = x.shape[-1], kernel.shape[-1]
     if cin % groups:
         raise ValueError(f"{name}: input channels {cin} are not divisible by groups={groups}")

@@ -355,3 +355,20 @@ def test_column_blocks_against_loops(rng, x64):
     tree = {"x": jnp.asarray(rng.normal(size=xs)), "k": jnp.asarray(rng.normal(size=ks))}
     w = jnp.asarray(rng.normal(size=fn(tree).shape))
     check_gradients(jax.jit(lambda t: jnp.sum(w * fn(t))), tree, tol=1e-7, vectorize=False)
+
+
+def test_numpy_integer_arguments_and_clear_errors(rng):
+    """NumPy integers work wherever Python ints do (same output as the NumPy loop);
+    floats and bools are named in the error, before any compute."""
+    x = rng.normal(size=(1, 8, 7, 2))
+    k = rng.normal(size=(3, 3, 2, 4))
+    y = F.conv(jnp.asarray(x), jnp.asarray(k), stride=np.int64(2), padding=((np.int32(1), 0), (0, 1)),
+               dilation=(np.int64(1), 1), groups=np.int8(1))
+    np.testing.assert_allclose(y, np_conv(x, k, (2, 2), ((1, 0), (0, 1)), (1, 1)), rtol=1e-5, atol=1e-5)
+    for bad, err, match in [(dict(stride=2.0), TypeError, "conv: expected stride as an int, got 2.0"),
+                            (dict(dilation=True), TypeError, "conv: expected dilation as an int, got the bool"),
+                            (dict(padding=-1), ValueError, "conv: expected padding as an int >= 0, got -1"),
+                            (dict(padding=1.5), ValueError, "conv: expected padding as 'VALID'"),
+                            (dict(groups=1.0), TypeError, "conv: expected groups as an int")]:
+        with pytest.raises(err, match=match):
+            F.conv(jnp.asarray(x), jnp.asarray(k), **bad)
