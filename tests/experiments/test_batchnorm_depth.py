@@ -11,7 +11,10 @@ def test_batchnorm_depth_reduced(tmp_path):
     result = exp.run(cfg)
     plain, bn = result["runs"]["plain lr=0.2"], result["runs"]["batch_norm lr=0.2"]
     # at a large learning rate the deep plain MLP does not train; with batch norm it does
-    assert bn["steps_to_target"] is not None and bn["best_dev_accuracy"] > 0.3
-    assert math.isnan(plain["best_dev_accuracy"]) or plain["best_dev_accuracy"] < bn["best_dev_accuracy"]
+    # measured on CPU: batch norm 40.7% best (target 30% at step 50), plain 29.3% best, 11.8% at the end
+    assert bn["steps_to_target"] in (50, 100) and 0.34 < bn["best_dev_accuracy"] < 0.48
+    assert 0.34 < bn["final_dev_accuracy"] < 0.48
+    assert math.isnan(plain["best_dev_accuracy"]) or plain["best_dev_accuracy"] < bn["best_dev_accuracy"] - 0.05
+    assert plain["steps_to_target"] is None
     assert {h["run"] for h in result["history"]} == {"plain lr=0.2", "batch_norm lr=0.2"}
     assert exp.plot(result, tmp_path)

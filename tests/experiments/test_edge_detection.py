@@ -54,5 +54,8 @@ def test_reduced_run_learns_sobel(exp, tmp_path):
     assert result["final_loss"] < 1e-6 * result["initial_loss"]
     assert result["plain_gd_max_abs_diff"] > 10 * result["learned_max_abs_diff"]  # momentum matters
     assert [h["step"] for h in result["history"]] == [0, 100, 200, 300]
-    assert result["scharr_mean_magnitude"] > result["sobel_mean_magnitude"] > 0  # Scharr's weights sum to 16 vs 4
+    # measured at downsample 8: Sobel 0.429, Scharr 1.786 (weights summing to 16 vs 4: ratio 4.2)
+    assert 0.35 < result["sobel_mean_magnitude"] < 0.5
+    assert 3.8 < result["scharr_mean_magnitude"] / result["sobel_mean_magnitude"] < 4.5
+    assert 0.05 < result["plain_gd_max_abs_diff"] < 0.3                       # measured 0.12
     assert len(exp.plot(result, tmp_path)) == 1

@@ -36,5 +36,6 @@ def test_reduced_run(exp, tmp_path):
     assert result["n_train"] == 320 and result["n_test"] == 899
     assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
     assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
-    assert result["test_accuracy"] > 60                   # chance 10%; 79% measured; 98% at the full config
+    # chance 10%; measured on CPU 79.3% test, 95.3% train; 98.3% at the full config
+    assert 70 < result["test_accuracy"] < 90 and 85 < result["train_accuracy"] <= 100
     assert len(exp.plot(result, tmp_path)) == 1

@@ -11,7 +11,10 @@ def test_optimizers_digits_reduced(tmp_path):
     assert set(result["runs"]) == {"batch_size/batch", "batch_size/minibatch"}
     assert result["runs"]["batch_size/batch"]["batch_size"] == result["n_train"]
     assert [h["epoch"] for h in result["history"]] == [1, 2]
-    assert result["runs"]["batch_size/minibatch"]["dev_accuracy"] > 0.75
+    # measured on CPU: mini-batch 82.5% dev / 82.2% test, full batch 40.4% / 41.1% after 2 epochs
+    assert 0.75 < result["runs"]["batch_size/minibatch"]["dev_accuracy"] < 0.92
+    assert 0.75 < result["runs"]["batch_size/minibatch"]["test_accuracy"] < 0.92
+    assert 0.25 < result["runs"]["batch_size/batch"]["dev_accuracy"] < 0.55
     # two full-batch steps against ~34 mini-batch steps: mini-batches learn far more per epoch
     assert result["runs"]["batch_size/minibatch"]["dev_accuracy"] > result["runs"]["batch_size/batch"]["dev_accuracy"]
     assert len(exp.plot(result, tmp_path)) == 1

@@ -15,6 +15,8 @@ def test_random_search_reduced(tmp_path):
     assert result["configs_agreeing"] == 6 and result["max_abs_difference_vmap_vs_sequential"] < 0.02
     best = result["configs"][result["best_index"]]
     assert best["dev_accuracy"] == result["best_dev_accuracy"] == max(c["dev_accuracy"] for c in result["configs"])
-    assert result["best_dev_accuracy"] > 0.8
+    # measured on CPU: best 89.4% dev (lr 0.18, beta 0.957), 2 of 6 configurations diverge
+    assert 0.84 < result["best_dev_accuracy"] < 0.95
+    assert 0 <= result["diverged"] <= 3
     assert result["speedup"] > 0 and len(result["history"]) == 2
     assert len(exp.plot(result, tmp_path)) == 1
