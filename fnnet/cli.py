@@ -4,9 +4,43 @@
 ``experiments/NAME.py`` (from ``--experiments DIR``, the current directory's
 ``experiments/``, or the one beside the installed package), builds its ``Config``
 with the overrides, calls ``run(config)`` and writes ``DIR/NAME/<run-id>/``:
-``config.json``, ``metrics.jsonl`` (the result's ``history``), ``result.json``,
-``versions.json`` (library versions, backend, git revision) and PNG plots (the
-experiment's own ``plot(result, out_dir)`` if it has one, and the history curves).
+``status.json``, ``config.json``, ``metrics.jsonl`` (the result's ``history``),
+``result.json``, ``versions.json`` (library versions, backend, git revision), PNG
+plots (the experiment's own ``plot(result, out_dir)`` if it has one, and the history
+curves) and, when something failed, ``error.txt`` (the traceback).
+
+``fnnet run NAME --help`` prints the experiment's summary, its typical CPU time and
+every ``Config`` field with its type, default and one-line doc. The doc of a field is
+the ``#`` comment that ends its line in the ``Config`` class (the comments of all the
+lines of a field written over several lines, joined)::
+
+    hidden: tuple[int, ...] = (512, 512)   # widths of the hidden layers
+
+``--set FIELD=VALUE`` reads VALUE by the field's annotation (or, without one, by the
+type of its default): ``true``/``false`` (also ``1``/``0``, ``yes``/``no``) for a bool;
+``none`` or ``null`` for an optional field left unset; a tuple either as comma-separated
+values (``--set hidden=64,32``; a single value ``--set hidden=64`` is the 1-tuple
+``(64,)``) or as JSON (``--set hidden=[64,32]``, ``--set hidden=[]``; nested tuples
+such as ``(("adam", 0.001),)`` only as JSON, ``[["adam", 0.001]]``), each element read
+by the element type of the annotation (``tuple[int, ...]``) or of the default's
+elements. A value that cannot be read, a field given twice (``--seed`` counts as
+``--set seed``) or a value the ``Config`` rejects ends the command with one line on
+stderr and exit code 1, before any compute and without a run folder.
+
+The run folder's ``status.json`` says ``"running"`` from the start, then
+``"completed"`` once ``result.json`` is written or ``"failed"`` (with the error, and
+its traceback in ``error.txt``) if ``run()`` or writing its result raised; the
+exception is then raised again (exit code 1). A plot that fails after the result is
+saved leaves the run ``"completed"`` with the failure under ``"errors"`` (traceback in
+``error.txt``), and the command exits 1. A ``"running"`` folder whose process is gone
+was killed. Results are written as strict JSON: JAX and NumPy arrays become (nested)
+lists, their scalars Python numbers, tuples lists, non-string keys strings, and the
+non-finite floats the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (``float(s)`` reads
+them back); any other object is written as its ``str``.
+
+``fnnet list`` reads each experiment file's docstring and its ``CPU_SECONDS``
+constant (the typical time of a default run on a 2-core CPU; ``None``: not measured)
+without importing it.
 
 Imports: everything (experiments are found by name at run time, never imported
 statically).
@@ -14,20 +48,27 @@ statically).
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import datetime
 import importlib.metadata
 import importlib.util
+import io
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
+import textwrap
 import time
+import tokenize
+import traceback
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["main", "find_experiments", "load_experiment", "make_config", "run_experiment"]
+__all__ = ["main", "find_experiments", "load_experiment", "make_config", "run_experiment", "json_safe",
+           "config_docs", "describe_experiment"]
 
 
 def _search_dirs(explicit: str | None) -> list[Path]:
@@ -67,37 +108,327 @@ def load_experiment(name: str, directory: str | None = None) -> ModuleType:
     return module
 
 
-def _convert(text: str, default, field: str):
-    """Parse an override with the type of the field's default value."""
+# ----------------------------------------------------------------------------- describing
+
+def _static_info(path: Path) -> dict:
+    """The docstring and ``CPU_SECONDS`` of an experiment file, read without importing it."""
     try:
-        if isinstance(default, bool):
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1", "yes")
-        if isinstance(default, (int, float, str)):
-            return type(default)(text)
-        value = json.loads(text)  # tuples, lists, None
-        return tuple(value) if isinstance(default, tuple) else value
-    except (ValueError, json.JSONDecodeError):
-        raise SystemExit(f"fnnet: cannot read --set {field}={text} as a {type(default).__name__}") from None
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except (OSError, SyntaxError, ValueError) as e:
+        return {"doc": f"(cannot be read: {type(e).__name__}: {e})", "cpu_seconds": None}
+    seconds = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CPU_SECONDS"
+                                                for t in node.targets):
+            try:
+                seconds = ast.literal_eval(node.value)
+            except ValueError:
+                seconds = None
+    return {"doc": ast.get_docstring(tree) or "", "cpu_seconds": seconds}
+
+
+def _summary_line(name: str, doc: str) -> str:
+    first = doc.strip().split("\n")[0] if doc.strip() else ""
+    return first[len(name) + 1:].strip() if first.startswith(f"{name}:") else first
+
+
+def _cpu_time(seconds) -> str:
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return "not measured"
+    return f"~{seconds:.0f} s" if seconds < 120 else f"~{seconds / 60:.1f} min"
+
+
+def config_docs(module: ModuleType) -> dict[str, str]:
+    """``{field: doc}`` from the trailing ``#`` comments of the fields of the module's ``Config``."""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return {}
+    source = Path(path).read_text()
+    comments = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            text = tok.string.lstrip("#").strip()
+            if not text.startswith(("noqa", "type:", "pragma")):
+                comments[tok.start[0]] = text
+    docs = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef) and node.name == "Config":
+            for stmt in node.body:
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                    lines = range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1)
+                    docs[stmt.target.id] = " ".join(comments[i] for i in lines if i in comments)
+    return docs
+
+
+def describe_experiment(name: str, module: ModuleType) -> str:
+    """What ``fnnet run NAME --help`` prints below the options: summary, CPU time, Config fields."""
+    info = _static_info(Path(module.__file__))
+    docs = config_docs(module)
+    defaults = module.Config()
+    lines = [f"{name}: {_summary_line(name, info['doc'])}",
+             f"typical CPU time of the default run: {_cpu_time(info['cpu_seconds'])} "
+             f"(on 2 cores; the file's docstring and docs/experiments.md give the results)",
+             "",
+             "Config fields (--set FIELD=VALUE; tuples as 64,32 or [64,32]; none for an unset optional):"]
+    for f in dataclasses.fields(defaults):
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        default = repr(getattr(defaults, f.name))
+        head = f"  {f.name}: {kind} = {default}"
+        if len(head) > 100:
+            head = head[:96] + " ..."
+        lines.append(head)
+        doc = docs.get(f.name) or "(no doc)"
+        lines += textwrap.wrap(doc, 92, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- --set
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+class _Unreadable(ValueError):
+    pass
+
+
+def _element_hint(hint, default):
+    """The element hints of a tuple field: (hint for every element) or a tuple of per-position hints."""
+    import typing
+    args = typing.get_args(hint)
+    if args:
+        return args[0] if len(args) == 2 and args[1] is Ellipsis else tuple(args)
+    if isinstance(default, tuple) and default:
+        kinds = {type(v) for v in default}
+        if len(kinds) == 1:
+            kind = kinds.pop()
+            return None if kind is tuple else kind
+        if kinds <= {int, float}:
+            return float
+    return None
+
+
+def _guess(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _is_tuple_hint(hint) -> bool:
+    import typing
+    return hint is tuple or typing.get_origin(hint) is tuple
+
+
+def _optional_inner(hint):
+    """(inner hint, True) for ``Optional[X]`` / ``X | None``, else (hint, False)."""
+    import types
+    import typing
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(hint)) == 2:
+            return args[0], True
+        return None, True
+    return hint, False
+
+
+def _from_text(text: str, hint, default):
+    """A scalar or tuple read from the text of an override."""
+    hint, optional = _optional_inner(hint)
+    if optional and text.strip().lower() in ("none", "null"):
+        return None
+    if hint is None:
+        hint = type(default) if default is not None else None
+    if hint is None:
+        return json.loads(text) if text.strip()[:1] in "[{" else _guess(text)
+    if hint is bool:
+        if text.strip().lower() not in _TRUE + _FALSE:
+            raise _Unreadable(f"{text!r} is not one of true, false, 1, 0, yes, no")
+        return text.strip().lower() in _TRUE
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise _Unreadable(f"{text!r} is not an int") from None
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise _Unreadable(f"{text!r} is not a number") from None
+    if hint is str:
+        return text
+    if _is_tuple_hint(hint):
+        elements = _element_hint(hint, default)
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                value = json.loads(stripped)
+            except json.JSONDecodeError as e:
+                raise _Unreadable(f"{stripped!r} is not valid JSON ({e.msg})") from None
+            return _from_json(value, hint, default)
+        if stripped in ("", "()"):
+            return ()
+        nested = (_is_tuple_hint(elements) if not isinstance(elements, tuple) else any(map(_is_tuple_hint, elements))
+                  ) or (elements is None and isinstance(default, tuple) and any(isinstance(v, tuple) for v in default))
+        if nested:
+            raise _Unreadable('its elements are tuples: give it as JSON, e.g. [["adam", 0.001], ["sgd", 0.1]]')
+        parts = [p.strip() for p in stripped.split(",")]
+        if isinstance(elements, tuple):
+            if len(parts) != len(elements):
+                raise _Unreadable(f"expected {len(elements)} comma-separated values, got {len(parts)}")
+            return tuple(_from_text(p, e, None) for p, e in zip(parts, elements))
+        return tuple(_guess(p) if elements is None else _from_text(p, elements, None) for p in parts)
+    return json.loads(text)
+
+
+def _from_json(value, hint, default=None):
+    """A JSON value as the annotated type (lists become tuples)."""
+    hint, optional = _optional_inner(hint)
+    if value is None:
+        if optional or hint is None:
+            return None
+        raise _Unreadable("null is not allowed here")
+    if hint is None:
+        return tuple(_from_json(v, None) for v in value) if isinstance(value, list) else value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _Unreadable(f"{value!r} is not true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Unreadable(f"{value!r} is not an int")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Unreadable(f"{value!r} is not a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _Unreadable(f"{value!r} is not a string")
+        return value
+    if _is_tuple_hint(hint):
+        if not isinstance(value, list):
+            raise _Unreadable(f"{value!r} is not a JSON list")
+        elements = _element_hint(hint, default)
+        if isinstance(elements, tuple):
+            if len(value) != len(elements):
+                raise _Unreadable(f"expected {len(elements)} values, got {len(value)}")
+            return tuple(_from_json(v, e) for v, e in zip(value, elements))
+        if elements is None and isinstance(default, tuple) and default and isinstance(default[0], tuple):
+            return tuple(_from_json(v, tuple, default[0]) for v in value)
+        return tuple(_from_json(v, elements) for v in value)
+    return value
 
 
 def make_config(module: ModuleType, seed: int | None = None, overrides: list[str] = ()):
-    """The experiment's default ``Config`` with ``seed`` and ``field=value`` overrides."""
-    config = module.Config()
+    """The experiment's default ``Config`` with ``seed`` and ``field=value`` overrides.
+
+    Raises ``SystemExit`` with a one-line message for an unknown field, a value that
+    cannot be read, a field given twice, or a value the ``Config`` rejects.
+    """
+    from fnnet.train.config import field_types, type_name
+
+    name = getattr(module, "__name__", "").removeprefix("fnnet_experiment_")
+    try:
+        config = module.Config()
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"fnnet: {name}: the default Config is invalid: {e}") from None
     fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = field_types(type(config))
     changes = {}
     for item in overrides:
         field, sep, text = item.partition("=")
+        field = field.strip()
         if not sep or field not in fields:
             raise SystemExit(f"fnnet: --set expects field=value with a field of "
                              f"{sorted(fields)}, got {item!r}")
-        changes[field] = _convert(text, getattr(config, field), field)
+        if field in changes:
+            raise SystemExit(f"fnnet: --set {field} is given twice")
+        hint = hints[field]
+        try:
+            changes[field] = _from_text(text, hint, getattr(config, field))
+        except (_Unreadable, json.JSONDecodeError) as e:
+            kind = type_name(hint, fields[field].type) if hint is not None else type(getattr(config, field)).__name__
+            raise SystemExit(f"fnnet: cannot read --set {field}={text} as a {kind}: {e}") from None
     if seed is not None:
         if "seed" not in fields:
             raise SystemExit("fnnet: this experiment's Config has no seed")
+        if "seed" in changes:
+            raise SystemExit(f"fnnet: the seed is given twice (--seed {seed} and --set seed={changes['seed']}); "
+                             f"give one")
         changes["seed"] = seed
-    return dataclasses.replace(config, **changes)
+    try:
+        return dataclasses.replace(config, **changes)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"fnnet: {name}: {e}") from None
+
+
+# ----------------------------------------------------------------------------- results as JSON
+
+def json_safe(obj, *, nonfinite_as_str: bool = True):
+    """``obj`` as plain JSON data: arrays to lists, scalars to Python numbers, tuples to lists.
+
+    JAX and NumPy arrays become nested lists (a 0-d array its scalar), NumPy and JAX
+    scalars Python ``int``/``float``/``bool``, tuples and sets lists, dict keys strings,
+    dataclasses dicts, and anything else its ``str``. With ``nonfinite_as_str`` the floats
+    NaN, +inf and -inf become the strings ``"nan"``, ``"inf"`` and ``"-inf"``, so the
+    output is strict JSON (``json.dumps(..., allow_nan=False)`` accepts it).
+    """
+    def convert(x):
+        if x is None or isinstance(x, (bool, str)):
+            return x
+        if isinstance(x, int):
+            return int(x)
+        if isinstance(x, float):
+            if nonfinite_as_str and not math.isfinite(x):
+                return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+            return float(x)
+        if isinstance(x, dict):
+            return {k if isinstance(k, str) else str(json_safe(k)): convert(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [convert(v) for v in x]
+        if isinstance(x, (set, frozenset)):
+            return [convert(v) for v in sorted(x, key=repr)]
+        if dataclasses.is_dataclass(x) and not isinstance(x, type):
+            return convert(dataclasses.asdict(x))
+        if isinstance(x, Path):
+            return str(x)
+        if hasattr(x, "__array__") or type(x).__module__ == "numpy":
+            import numpy as np
+            try:
+                a = np.asarray(x)
+            except Exception:  # e.g. a JAX PRNG key array
+                return str(x)
+            if a.dtype.kind in "biuf":
+                pass
+            elif a.dtype.kind == "V" or a.dtype.name in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+                a = a.astype(np.float32)
+            elif a.dtype.kind == "c":
+                return convert({"real": a.real, "imag": a.imag})
+            else:
+                return convert(a.tolist()) if a.dtype.kind in "OSU" else str(x)
+            return convert(a.item() if a.ndim == 0 else a.tolist())
+        if hasattr(x, "item") and callable(x.item):
+            try:
+                return convert(x.item())
+            except Exception:
+                pass
+        return str(x)
+
+    return convert(obj)
+
+
+def _dumps(obj, indent=None) -> str:
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (no half-written file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _versions() -> dict:
@@ -123,10 +454,11 @@ def plot_history(history: list[dict], path: Path, title: str) -> Path | None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    if not history:
+    if not history or not isinstance(history[0], dict):
         return None
-    xkey = next((k for k in ("epoch", "step") if k in history[0]), None)
-    keys = [k for k in history[0] if k != xkey and isinstance(history[0][k], (int, float))]
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    xkey = next((k for k in ("epoch", "step", "iteration") if k in history[0]), None)
+    keys = [k for k in history[0] if k != xkey and number(history[0][k])]
     if not keys:
         return None
     losses = [k for k in keys if "loss" in k]
@@ -136,7 +468,7 @@ def plot_history(history: list[dict], path: Path, title: str) -> Path | None:
     xs = [h.get(xkey, i + 1) for i, h in enumerate(history)]
     for ax, series in zip(axes[0], panels):
         for k in series:
-            ax.plot(xs, [h.get(k, float("nan")) for h in history], label=k)
+            ax.plot(xs, [h.get(k) if number(h.get(k)) else float("nan") for h in history], label=k)
         ax.set_xlabel(xkey or "index")
         ax.legend()
         ax.grid(alpha=0.3)
@@ -147,9 +479,20 @@ def plot_history(history: list[dict], path: Path, title: str) -> Path | None:
     return path
 
 
+# ----------------------------------------------------------------------------- running
+
+def _now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
 def run_experiment(name: str, *, seed: int | None = None, overrides: list[str] = (),
-                   out: str = "runs", directory: str | None = None) -> tuple[dict, Path]:
-    """Run one experiment and write its run directory; returns (result, run_dir)."""
+                   out: str = "runs", directory: str | None = None, verbose: bool = False) -> tuple[dict, Path]:
+    """Run one experiment and write its run directory; returns (summary, run_dir).
+
+    The summary is the JSON-safe result without its history, with ``wall_time_s``,
+    ``plots`` (paths) and ``errors`` (failures after the result was saved). An
+    exception of ``run()`` is raised again after the folder records it.
+    """
     module = load_experiment(name, directory)
     config = make_config(module, seed, overrides)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -159,52 +502,127 @@ def run_experiment(name: str, *, seed: int | None = None, overrides: list[str] =
         run_dir = run_dir.with_name(f"{run_dir.name}-{suffix}")
         suffix += 1
     run_dir.mkdir(parents=True)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-    (run_dir / "versions.json").write_text(json.dumps(_versions(), indent=2) + "\n")
+    status = {"experiment": name, "status": "running", "started": _now(), "pid": os.getpid()}
+    write_status = lambda: _write_text(run_dir / "status.json", _dumps(status, 2) + "\n")  # noqa: E731
+    write_status()
+    _write_text(run_dir / "config.json", _dumps(dataclasses.asdict(config), 2) + "\n")
+    if verbose:
+        seconds = _static_info(Path(module.__file__))["cpu_seconds"]
+        print(f"{name}: running (typical CPU time {_cpu_time(seconds)}); results in {run_dir}", flush=True)
+    try:
+        versions = _versions()
+    except Exception as e:  # never lose a run for the version record
+        versions = {"error": f"{type(e).__name__}: {e}"}
+    _write_text(run_dir / "versions.json", _dumps(versions, 2) + "\n")
+
+    def fail(stage: str, error: BaseException) -> None:
+        with open(run_dir / "error.txt", "a") as f:
+            f.write(f"[{stage}] " + "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        status.update(status="failed", stage=stage, error=f"{type(error).__name__}: {error}", finished=_now())
+        write_status()
+
     start = time.perf_counter()
-    result = module.run(config)
+    try:
+        result = module.run(config)
+    except BaseException as e:
+        status["wall_time_s"] = round(time.perf_counter() - start, 3)
+        fail("run", e)
+        if verbose:
+            print(f"fnnet: {name} failed after {status['wall_time_s']:.1f} s: {status['error']} "
+                  f"(traceback: {run_dir / 'error.txt'})", file=sys.stderr, flush=True)
+        raise
     elapsed = time.perf_counter() - start
-    history = result.get("history", [])
-    with open(run_dir / "metrics.jsonl", "w") as f:
-        for entry in history:
-            f.write(json.dumps(entry) + "\n")
-    summary = {k: v for k, v in result.items() if k != "history"}
-    summary["wall_time_s"] = round(elapsed, 3)
-    (run_dir / "result.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    plots = []
+    status["wall_time_s"] = round(elapsed, 3)
+
+    # Save what was computed first; everything after it may fail without losing it.
+    try:
+        if not isinstance(result, dict):
+            result = {"result": result}
+        numbers = json_safe(result, nonfinite_as_str=False)  # Python numbers (NaN kept) for the curves
+        history = numbers.get("history", [])
+        summary = {k: v for k, v in numbers.items() if k != "history" or not isinstance(v, list)}
+        summary["wall_time_s"] = round(elapsed, 3)
+        _write_text(run_dir / "result.json", _dumps(summary, 2) + "\n")
+        lines = history if isinstance(history, list) else []
+        _write_text(run_dir / "metrics.jsonl", "".join(_dumps(entry) + "\n" for entry in lines))
+    except BaseException as e:
+        try:
+            (run_dir / "result.repr.txt").write_text(repr(result) + "\n")
+        except Exception:
+            pass
+        fail("write", e)
+        raise
+    status.update(status="completed", finished=_now())
+    write_status()
+
+    plots, errors = [], []
+    steps = []
     if hasattr(module, "plot"):
-        plots += [str(p) for p in module.plot(result, run_dir) or []]
-    curve = plot_history(history, run_dir / "curves.png", name)
-    if curve is not None:
-        plots.append(str(curve))
-    summary["plots"] = plots
+        steps.append(("plot", lambda: [str(p) for p in module.plot(result, run_dir) or []]))
+    steps.append(("curves", lambda: [str(p) for p in [plot_history(lines, run_dir / "curves.png", name)]
+                                     if p is not None]))
+    for stage, make in steps:
+        try:
+            plots += make()
+        except Exception as e:
+            with open(run_dir / "error.txt", "a") as f:
+                f.write(f"[{stage}] " + "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            errors.append({"stage": stage, "error": f"{type(e).__name__}: {e}"})
+    status.update(plots=plots, errors=errors)
+    write_status()
+    summary = {**json_safe(summary), "plots": plots, "errors": errors}
     return summary, run_dir
 
 
 def _print_summary(name: str, summary: dict, run_dir: Path) -> None:
     print(f"{name}: finished in {summary['wall_time_s']:.1f} s")
     for k, v in summary.items():
-        if k in ("plots", "wall_time_s"):
+        if k in ("plots", "errors", "wall_time_s"):
             continue
         if isinstance(v, float):
             print(f"  {k:<28} {v:.4f}")
         elif isinstance(v, (int, str, bool)) or v is None:
             print(f"  {k:<28} {v}")
-    print(f"  results: {run_dir}")
+    print(f"  results: {run_dir} (result.json holds the full result)")
     for p in summary["plots"]:
         print(f"  plot:    {p}")
+    for e in summary["errors"]:
+        print(f"fnnet: {name}: {e['stage']} failed after the result was saved: {e['error']} "
+              f"(traceback: {run_dir / 'error.txt'})", file=sys.stderr)
+
+
+def _list(directory: str | None) -> None:
+    found = find_experiments(directory)
+    width = max([len(n) for n in found] + [10])
+    print(f"{'experiment':<{width}}  {'CPU time':<12}  summary")
+    for name, path in found.items():
+        info = _static_info(path)
+        print(f"{name:<{width}}  {_cpu_time(info['cpu_seconds']):<12}  {_summary_line(name, info['doc'])}")
+
+
+class _Once(argparse.Action):
+    """Store an option's value, refusing a second one (``--seed 1 --seed 2``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is not None:
+            parser.error(f"{option_string} is given twice")
+        setattr(namespace, self.dest, values)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fnnet", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p_list = sub.add_parser("list", help="list the experiments")
+    p_list = sub.add_parser("list", help="list the experiments, their typical CPU time and summary")
     p_list.add_argument("--experiments", help="directory of experiment files")
-    p_run = sub.add_parser("run", help="run an experiment and write runs/NAME/<run-id>/")
-    p_run.add_argument("name")
-    p_run.add_argument("--seed", type=int)
+    p_run = sub.add_parser("run", help="run an experiment and write runs/NAME/<run-id>/", add_help=False,
+                           usage="fnnet run NAME [--seed N] [--set FIELD=VALUE ...] [--out DIR] "
+                                 "[--experiments DIR] [-h]")
+    p_run.add_argument("name", nargs="?", help="the experiment (fnnet list shows them)")
+    p_run.add_argument("-h", "--help", action="store_true",
+                       help="show this help and, with NAME, the experiment's Config fields")
+    p_run.add_argument("--seed", type=int, action=_Once, help="the Config's seed (the same as --set seed=N)")
     p_run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                       help="override a Config field (repeatable)")
+                       help="override a Config field (repeatable); tuples as 64,32 or [64,32]")
     p_run.add_argument("--out", default="runs", help="output root (default: runs)")
     p_run.add_argument("--experiments", help="directory of experiment files")
     p_bench = sub.add_parser("bench", help="run the benchmarks (benchmarks/bench_*.py)")
@@ -212,16 +630,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "list":
-        for name, path in find_experiments(args.experiments).items():
-            module = load_experiment(name, args.experiments)
-            first = (module.__doc__ or "").strip().split("\n")[0]
-            print(f"{name:<24} {first}")
+        _list(args.experiments)
         return 0
     if args.command == "run":
+        if args.help:
+            p_run.print_help()
+            if args.name:
+                print()
+                print(describe_experiment(args.name, load_experiment(args.name, args.experiments)))
+            return 0
+        if not args.name:
+            p_run.error("the experiment NAME is required (fnnet list shows them)")
         summary, run_dir = run_experiment(args.name, seed=args.seed, overrides=args.set,
-                                          out=args.out, directory=args.experiments)
+                                          out=args.out, directory=args.experiments, verbose=True)
         _print_summary(args.name, summary, run_dir)
-        return 0
+        return 1 if summary["errors"] else 0
     root = Path.cwd() / "benchmarks"
     if not root.is_dir():
         root = Path(__file__).resolve().parents[1] / "benchmarks"
