@@ -69,6 +69,7 @@ def test_reduced_run_learns():
     result = char_rnn.run(config)
     assert result["history"][-1]["smooth_loss"] < result["history"][0]["smooth_loss"] < result["initial_smooth_loss"]
     assert result["heldout_bpc"] < result["uniform_bpc"] - 1.0
+    assert 3.3 < result["heldout_bpc"] < 4.4           # measured on CPU 3.81 (uniform 6.43)
     sample = result["samples"]["0.5"]
     assert len(sample) == 41 and set(sample) <= set(char_rnn.text.load_text()[:20_000])
 

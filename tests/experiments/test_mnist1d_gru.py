@@ -13,4 +13,4 @@ def test_reduced_run():
     assert result["params"] == 2 * (18 + 108 + 36) + 480 * 10 + 10 == 5134
     assert len(result["history"]) == 2
     assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
-    assert result["test_accuracy"] > 0.4          # chance is 0.1
+    assert 0.55 < result["test_accuracy"] < 0.78   # chance is 0.1; measured on CPU 0.663

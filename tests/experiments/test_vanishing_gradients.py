@@ -53,3 +53,9 @@ def test_reduced_run():
     for kind in ("rnn", "gru"):
         assert np.isfinite(result["cells"][kind]["final_test_mse"])
     assert result["cells"]["gru"]["final_test_mse"] < result["baseline_mse"]
+    # measured on CPU: the RNN's gradient 20 steps back is 0.16x the last step's at init and
+    # 2e-5x after training; test MSE: baseline 0.149, RNN 0.147 (no better), GRU 0.134
+    assert 0.08 < rnn["grad_ratio_init"] < 0.3 and rnn["grad_ratio_trained"] < 1e-3
+    assert 0.12 < result["baseline_mse"] < 0.18
+    assert abs(rnn["final_test_mse"] - result["baseline_mse"]) < 0.1 * result["baseline_mse"]
+    assert result["cells"]["gru"]["final_test_mse"] < 0.97 * result["baseline_mse"]
