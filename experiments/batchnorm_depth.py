@@ -23,20 +23,32 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import data, losses, metrics, nn, optim, train
+from fnnet.train.config import check_config, require
+
+
+CPU_SECONDS = 72  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    depth: int = 10
-    width: int = 64
-    learning_rates: tuple = (0.01, 0.05, 0.2)
-    momentum: float = 0.9
-    steps: int = 3000
-    batch_size: int = 64
-    eval_every: int = 50
-    target_accuracy: float = 0.5
-    n_train: int = 3000
+    seed: int = 0                       # seed of the data split, initialisation and shuffling
+    depth: int = 10                     # hidden layers of the MLP
+    width: int = 64                     # units per hidden layer
+    learning_rates: tuple[float, ...] = (0.01, 0.05, 0.2)  # SGD rates, each for a plain and a batch-norm net
+    momentum: float = 0.9               # SGD momentum, in [0, 1)
+    steps: int = 3000                   # training steps per network
+    batch_size: int = 64                # sequences per step (at most n_train)
+    eval_every: int = 50                # steps between two dev evaluations (at most steps)
+    target_accuracy: float = 0.5        # dev accuracy whose first crossing is reported, in [0, 1]
+    n_train: int = 3000                 # training sequences; the rest of MNIST-1D's 4,000 is the dev set
+
+    def __post_init__(self):
+        check_config(self, positive=("depth", "width", "learning_rates", "steps", "batch_size", "eval_every",
+                                     "n_train"),
+                     ranges={"momentum": "[0, 1)", "target_accuracy": "[0, 1]"}, nonempty=("learning_rates",))
+        require(self, "eval_every", self.eval_every <= self.steps, f"<= steps ({self.steps})")
+        require(self, "n_train", self.n_train < 4000, "< 4000 (MNIST-1D's training sequences; the rest is dev)")
+        require(self, "batch_size", self.batch_size <= self.n_train, f"<= n_train ({self.n_train})")
 
 
 def make_model(config: Config, batch_norm: bool) -> nn.Module:

@@ -27,22 +27,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import data, losses, metrics, nn, optim, train
+from fnnet.train.config import check_config, require
+
+
+CPU_SECONDS = 43  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    n_train: int = 300
-    n_dev: int = 600
-    hidden: tuple = (256, 256)
-    learning_rate: float = 0.02
-    momentum: float = 0.9
-    epochs: int = 100
-    batch_size: int = 50
-    l2_lambdas: tuple = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1)
-    keep_probs: tuple = (0.8, 0.5, 0.3, 0.2)
-    base_error: float = 0.0
-    tolerance: float = 0.05
+    seed: int = 0                          # seed of the data split, initialisation, dropout and shuffling
+    n_train: int = 300                     # training digits
+    n_dev: int = 600                       # dev digits, others than the training ones (n_train + n_dev <= 1797)
+    hidden: tuple[int, ...] = (256, 256)   # widths of the hidden layers
+    learning_rate: float = 0.02            # SGD learning rate
+    momentum: float = 0.9                  # SGD momentum, in [0, 1)
+    epochs: int = 100                      # passes over the training set per run
+    batch_size: int = 50                   # digits per step
+    l2_lambdas: tuple[float, ...] = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1)  # L2 coefficients lambda, one run each
+    keep_probs: tuple[float, ...] = (0.8, 0.5, 0.3, 0.2)  # dropout keep-probabilities, one run each, in (0, 1]
+    base_error: float = 0.0                # the optimal (Bayes) error of the diagnosis, in [0, 1]
+    tolerance: float = 0.05                # an error gap above this counts as high bias or variance
+
+    def __post_init__(self):
+        check_config(self, positive=("n_train", "n_dev", "hidden", "learning_rate", "epochs", "batch_size",
+                                     "l2_lambdas"),
+                     nonnegative=("tolerance",),
+                     ranges={"momentum": "[0, 1)", "keep_probs": "(0, 1]", "base_error": "[0, 1]"})
+        require(self, "n_dev", self.n_train + self.n_dev <= 1797,
+                f"<= {1797 - self.n_train} (n_train + n_dev at most the 1,797 digits)")
 
 
 def diagnose(train_error: float, dev_error: float, base_error: float, tolerance: float) -> str:

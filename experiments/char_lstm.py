@@ -27,26 +27,36 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import nn, optim, text
+from fnnet.train.config import check_config, require
 
 EOS = "<eos>"
 
 
+CPU_SECONDS = 163  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    hidden: int = 128
-    layers: int = 2
-    seq_length: int = 64
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    clip_norm: float = 5.0
-    steps: int = 1500
-    log_every: int = 250
-    holdout_fraction: float = 0.1
-    text_path: Optional[str] = None
-    max_chars: Optional[int] = None
-    sample_length: int = 400
-    temperatures: tuple = (0.5, 0.8, 1.0)
+    seed: int = 0                          # seed of the initialisation, the training windows and the samples
+    hidden: int = 128                      # units per LSTM layer
+    layers: int = 2                        # stacked LSTM layers
+    seq_length: int = 64                   # characters per training window
+    batch_size: int = 32                   # windows per step
+    learning_rate: float = 3e-3            # Adam learning rate
+    clip_norm: float = 5.0                 # global-norm gradient clipping threshold
+    steps: int = 1500                      # training steps (a multiple of log_every)
+    log_every: int = 250                   # steps per compiled block and logged point
+    holdout_fraction: float = 0.1          # share of the text held out (its end), in (0, 1)
+    text_path: Optional[str] = None        # text file, split at blank lines; None: the Python reference manual
+    max_chars: Optional[int] = None        # use only the first max_chars characters (tests); None: all
+    sample_length: int = 400               # most characters per sample (a sample stops at <eos>)
+    temperatures: tuple[float, ...] = (0.5, 0.8, 1.0)  # sampling temperatures, one sample each
+
+    def __post_init__(self):
+        check_config(self, positive=("hidden", "layers", "seq_length", "batch_size", "learning_rate", "clip_norm",
+                                     "steps", "log_every", "max_chars", "sample_length", "temperatures"),
+                     ranges={"holdout_fraction": "(0, 1)"})
+        require(self, "steps", self.steps % self.log_every == 0, f"a multiple of log_every ({self.log_every})")
 
 
 # ----------------------------------------------------------------------------- data

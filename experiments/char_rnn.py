@@ -35,22 +35,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import functional as F, optim, text
+from fnnet.train.config import check_config, require
+
+
+CPU_SECONDS = 24  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    hidden: int = 100
-    seq_length: int = 25
-    learning_rate: float = 0.1
-    clip: float = 5.0
-    iterations: int = 100_000
-    log_every: int = 1000
-    holdout_fraction: float = 0.1
+    seed: int = 0                        # seed of the initialisation and the samples
+    hidden: int = 100                    # units of the tanh RNN
+    seq_length: int = 25                 # characters per truncated-BPTT chunk
+    learning_rate: float = 0.1           # Adagrad learning rate
+    clip: float = 5.0                    # every gradient element is clipped to [-clip, clip]
+    iterations: int = 100_000            # training iterations (a multiple of log_every when larger)
+    log_every: int = 1000                # iterations per compiled chunk and logged point
+    holdout_fraction: float = 0.1        # share of the text held out (its end), in (0, 1)
     text_path: Optional[str] = None      # None: the Python reference manual
     max_chars: Optional[int] = None      # use only the first max_chars characters (tests)
-    sample_length: int = 300
-    temperatures: tuple = (0.5, 0.8, 1.0)
+    sample_length: int = 300             # characters per sample
+    temperatures: tuple[float, ...] = (0.5, 0.8, 1.0)  # sampling temperatures, one sample each
+
+    def __post_init__(self):
+        check_config(self, positive=("hidden", "seq_length", "learning_rate", "clip", "iterations", "log_every",
+                                     "max_chars", "sample_length", "temperatures"),
+                     ranges={"holdout_fraction": "(0, 1)"})
+        require(self, "iterations", self.iterations <= self.log_every or self.iterations % self.log_every == 0,
+                f"a multiple of log_every ({self.log_every}) or at most it")
 
 
 # ----------------------------------------------------------------------------- model

@@ -28,18 +28,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import data, losses, metrics, nn, optim, train
+from fnnet.train.config import check_config, require
+
+
+CPU_SECONDS = 11  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    n_train: int = 1000
-    n_dev: int = 1000
-    hidden: tuple = (256, 256)
-    learning_rate: float = 1e-3
-    epochs: int = 60
-    batch_size: int = 50
-    patience: int = 5
+    seed: int = 0                          # seed of the data split, initialisation and shuffling
+    n_train: int = 1000                    # training sequences from MNIST-1D's training split
+    n_dev: int = 1000                      # dev sequences, others of the training split (n_train + n_dev <= 4000)
+    hidden: tuple[int, ...] = (256, 256)   # widths of the hidden layers
+    learning_rate: float = 1e-3            # Adam learning rate
+    epochs: int = 60                       # epochs of the run without stopping (the most for the others)
+    batch_size: int = 50                   # sequences per step
+    patience: int = 5                      # epochs without improvement before early stopping stops
+
+    def __post_init__(self):
+        check_config(self, positive=("n_train", "n_dev", "hidden", "learning_rate", "epochs", "batch_size"),
+                     nonnegative=("patience",))
+        require(self, "n_dev", self.n_train + self.n_dev <= 4000,
+                f"<= {4000 - self.n_train} (n_train + n_dev at most MNIST-1D's 4,000 training sequences)")
 
 
 def make_model(config: Config) -> nn.Module:

@@ -34,6 +34,7 @@ import numpy as np
 
 from fnnet import functional as F
 from fnnet import optim
+from fnnet.train.config import check_config
 
 _V = [[1.0, 0.0, -1.0]] * 3
 _SOBEL = [[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]
@@ -45,18 +46,26 @@ FILTERS = {  # (3, 3) cross-correlation kernels, rows top to bottom
 }
 
 
+CPU_SECONDS = 6  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
+    seed: int = 0                   # seed of the learned filter's initial weights
     image: str = "camera"           # any grey skimage.data image
     downsample: int = 1             # keep every n-th pixel per axis (tests)
-    target: str = "sobel_x"         # the filter whose output the learned filter matches
-    init_stddev: float = 0.1
-    learning_rate: float = 0.5
-    momentum: float = 0.95
+    target: str = "sobel_x"         # the filter to match: vertical, horizontal, sobel_x, sobel_y, scharr_x, scharr_y
+    init_stddev: float = 0.1        # standard deviation s of the initial weights, N(0, s^2)
+    learning_rate: float = 0.5      # learning rate of the fit with momentum
+    momentum: float = 0.95          # momentum of that fit, in [0, 1) (0: plain gradient descent)
     plain_learning_rate: float = 0.3  # the same fit without momentum (0 skips it); stable below 2 / 6.06
-    steps: int = 1000
-    log_every: int = 50
+    steps: int = 1000               # full-batch steps of each fit
+    log_every: int = 50             # steps between two points of the loss history
+
+    def __post_init__(self):
+        check_config(self, positive=("downsample", "learning_rate", "steps", "log_every"),
+                     nonnegative=("init_stddev", "plain_learning_rate"), ranges={"momentum": "[0, 1)"},
+                     choices={"target": tuple(FILTERS)})
 
 
 def load_image(name: str, downsample: int = 1) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 
 from fnnet import optim
 from fnnet.data import sequences
+from fnnet.train.config import check_config
 
 import os
 import sys
@@ -31,18 +32,26 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vanishing_gradients as vg  # noqa: E402  (the shared cell/forward helpers)
 
 
+CPU_SECONDS = 15  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    length: int = 20
-    hidden: int = 32
-    recurrent_gain: float = 1.5
-    batch_size: int = 50
-    steps: int = 2000
-    learning_rate: float = 0.05
-    clip_norm: float = 1.0
-    test_size: int = 500
-    record_every: int = 20
+    seed: int = 0                # seed of the initialisation, the training batches and the test set
+    length: int = 20             # time steps of the adding problem (>= 2)
+    hidden: int = 32             # units of the tanh RNN
+    recurrent_gain: float = 1.5  # the recurrent matrix starts as gain times a random orthogonal matrix
+    batch_size: int = 50         # fresh sequences per step
+    steps: int = 2000            # SGD steps of each run
+    learning_rate: float = 0.05  # SGD learning rate, the same for both runs
+    clip_norm: float = 1.0       # the clipped run's global-norm threshold
+    test_size: int = 500         # test sequences
+    record_every: int = 20       # steps between two points of the history
+
+    def __post_init__(self):
+        check_config(self, positive=("hidden", "recurrent_gain", "batch_size", "steps", "learning_rate",
+                                     "clip_norm", "test_size", "record_every"),
+                     ranges={"length": "[2, inf)"})
 
 
 def init_params(config: Config, key):

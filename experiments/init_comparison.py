@@ -22,21 +22,30 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import init, losses, nn, optim
+from fnnet.train.config import check_config
 
 SCHEMES = ("zeros", "random", "he")
 
 
+CPU_SECONDS = 5  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 1
-    n_train: int = 300
-    n_test: int = 100
-    noise: float = 0.05
-    hidden: tuple = (10, 5)
-    learning_rate: float = 0.01
-    iterations: int = 15_000
-    random_scale: float = 10.0
-    log_every: int = 1000
+    seed: int = 1                      # seed of the data and the initialisations
+    n_train: int = 300                 # training points on the two circles
+    n_test: int = 100                  # test points
+    noise: float = 0.05                # standard deviation of the Gaussian noise on the points
+    hidden: tuple[int, ...] = (10, 5)  # widths of the hidden ReLU layers
+    learning_rate: float = 0.01        # gradient-descent learning rate
+    iterations: int = 15_000           # full-batch gradient-descent steps per scheme
+    random_scale: float = 10.0         # standard deviation of the "large random" initialisation
+    log_every: int = 1000              # iterations between two points of the loss history
+
+    def __post_init__(self):
+        check_config(self, positive=("n_train", "n_test", "hidden", "learning_rate", "iterations", "random_scale",
+                                     "log_every"),
+                     nonnegative=("noise",))
 
 
 def circles(n: int, noise: float, seed: int):

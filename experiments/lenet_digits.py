@@ -33,21 +33,29 @@ from fnnet import data, losses, metrics, nn, optim
 from fnnet import functional as F
 from fnnet.data import augment
 from fnnet.models import lenet5
+from fnnet.train.config import check_config
 
 SVC_REFERENCE = 96.89  # scikit-learn SVC(gamma=0.001) on the same split (see the docstring)
 
 
+CPU_SECONDS = 18  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
+    seed: int = 0                   # seed of the initialisation, shuffling and augmentation
     upsample: str = "bilinear"      # 8x8 -> 32x32: "bilinear" or "nearest" (4x each pixel)
-    standardize: bool = True
-    learning_rate: float = 2e-3
-    batch_size: int = 32
-    epochs: int = 100
+    standardize: bool = True        # standardise with the training half's mean and standard deviation
+    learning_rate: float = 2e-3     # peak Adam learning rate, cosine-decayed to 0
+    batch_size: int = 32            # images per step (the last partial batch is dropped)
+    epochs: int = 100               # passes over the training images
     max_shift: int = 3              # random translation, pixels of the 32x32 image (0: none)
     max_degrees: float = 10.0       # random rotation (0: none)
     max_train: int | None = None    # use only the first max_train training images (tests)
+
+    def __post_init__(self):
+        check_config(self, positive=("learning_rate", "batch_size", "epochs", "max_train"),
+                     nonnegative=("max_shift", "max_degrees"), choices={"upsample": ("bilinear", "nearest")})
 
 
 def load(config: Config):

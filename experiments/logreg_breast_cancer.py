@@ -15,15 +15,23 @@ import jax
 import jax.numpy as jnp
 
 from fnnet import data, init, losses, metrics, nn, optim
+from fnnet.train.config import check_config
+
+
+CPU_SECONDS = 3  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    test_fraction: float = 0.25
-    learning_rate: float = 0.1
-    iterations: int = 2000
-    log_every: int = 50
+    seed: int = 0                  # seed of the stratified train/test split
+    test_fraction: float = 0.25    # share of the examples held out for testing, in (0, 1)
+    learning_rate: float = 0.1     # gradient-descent step size
+    iterations: int = 2000         # full-batch gradient-descent steps
+    log_every: int = 50            # iterations between two points of the loss history
+
+    def __post_init__(self):
+        check_config(self, positive=("learning_rate", "iterations", "log_every"),
+                     ranges={"test_fraction": "(0, 1)"})
 
 
 def run(config: Config) -> dict:

@@ -19,18 +19,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import data, losses, metrics, nn, optim, train
+from fnnet.train.config import check_config
+
+
+CPU_SECONDS = 16  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    hidden: tuple = (512, 512)
-    dropout: float = 0.3
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    epochs: int = 40
-    batch_size: int = 64
-    shift_augment: bool = True
+    seed: int = 0                          # seed of the initialisation, dropout and shuffling
+    hidden: tuple[int, ...] = (512, 512)   # widths of the hidden layers (() for softmax regression)
+    dropout: float = 0.3                   # inverted-dropout rate after each hidden layer, in [0, 1)
+    learning_rate: float = 0.05            # peak SGD learning rate, cosine-decayed to 0
+    momentum: float = 0.9                  # SGD momentum, in [0, 1)
+    epochs: int = 40                       # passes over the (augmented) training set
+    batch_size: int = 64                   # images per step (the last partial batch is dropped)
+    shift_augment: bool = True             # add the 8 one-pixel translations of every training image
+
+    def __post_init__(self):
+        check_config(self, positive=("hidden", "learning_rate", "epochs", "batch_size"),
+                     ranges={"dropout": "[0, 1)", "momentum": "[0, 1)"})
 
 
 def shifted_copies(images: np.ndarray) -> np.ndarray:

@@ -34,21 +34,32 @@ import numpy as np
 
 from fnnet import data, nn, optim
 from fnnet.train.in_order import classify_seeds_in_order, seed_summary, torch_default_init
+from fnnet.train.config import check_config, require
 
 PAPER = {"linear": 32.0, "mlp": 68.0}
 
 
+CPU_SECONDS = 45  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 42
-    learning_rate: float = 1e-2
-    batch_size: int = 100
+    seed: int = 42                  # seed of the headline run (the others: seed + 1, ...)
+    learning_rate: float = 1e-2     # Adam learning rate
+    batch_size: int = 100           # sequences per step, in order (a divisor of the 4,000)
     steps: int = 6000  # the loop runs steps 0..steps inclusive, as the authors' range(total_steps + 1)
-    eval_every: int = 250
-    hidden: int = 100
+    eval_every: int = 250           # steps between two test evaluations (steps is a multiple)
+    hidden: int = 100               # width of the MLP's hidden layers
     num_seeds: int = 8  # seeds seed, seed + 1, ...: one vmapped program; seed is the headline run
-    models: tuple = ("linear", "mlp")
-    variants: tuple = ("original", "shuffled")
+    models: tuple[str, ...] = ("linear", "mlp")           # models to train: "linear", "mlp"
+    variants: tuple[str, ...] = ("original", "shuffled")  # data: "original", "shuffled" (positions permuted)
+
+    def __post_init__(self):
+        check_config(self, positive=("learning_rate", "batch_size", "steps", "eval_every", "hidden", "num_seeds"),
+                     choices={"models": ("linear", "mlp"), "variants": ("original", "shuffled")},
+                     nonempty=("models", "variants"))
+        require(self, "steps", self.steps % self.eval_every == 0, f"a multiple of eval_every ({self.eval_every})")
+        require(self, "batch_size", 4000 % self.batch_size == 0, "a divisor of the 4,000 training sequences")
 
 
 def torch_linear(features: int) -> nn.Module:

@@ -40,22 +40,33 @@ import numpy as np
 
 from fnnet import data, nn, optim
 from fnnet.train.in_order import classify_seeds_in_order, seed_summary, torch_default_init
+from fnnet.train.config import check_config, require
 
 PAPER = {"original": 94.0, "shuffled": 56.0}
 PYTORCH_RERUN = {"original": 93.8, "shuffled": 56.7}
 
 
+CPU_SECONDS = 58  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 42
-    channels: int = 25
-    learning_rate: float = 1e-2
-    batch_size: int = 100
+    seed: int = 42                  # seed of the headline run (the others: seed + 1, ...)
+    channels: int = 25              # channels of each of the three convolutions
+    learning_rate: float = 1e-2     # Adam learning rate
+    batch_size: int = 100           # sequences per step, in order (a divisor of the 4,000)
     steps: int = 6000  # steps 0..steps inclusive, as the authors' range(total_steps + 1)
-    eval_every: int = 250
+    eval_every: int = 250           # steps between two test evaluations (steps is a multiple)
     num_seeds: int = 8  # seeds seed, seed + 1, ...: one vmapped program; seed is the headline run
-    variants: tuple = ("original", "shuffled")
-    conv_lowering: str = "matmul"  # see the module docstring; "auto" is fnnet's per-shape choice
+    variants: tuple[str, ...] = ("original", "shuffled")  # data: "original", "shuffled" (positions permuted)
+    conv_lowering: str = "matmul"  # see the module docstring; "auto" is fnnet's per-shape choice, or "xla"
+
+    def __post_init__(self):
+        check_config(self, positive=("channels", "learning_rate", "batch_size", "steps", "eval_every", "num_seeds"),
+                     choices={"variants": ("original", "shuffled"), "conv_lowering": ("auto", "xla", "matmul")},
+                     nonempty=("variants",))
+        require(self, "steps", self.steps % self.eval_every == 0, f"a multiple of eval_every ({self.eval_every})")
+        require(self, "batch_size", 4000 % self.batch_size == 0, "a divisor of the 4,000 training sequences")
 
 
 def make_model(channels: int, impl: str = "matmul") -> nn.Module:

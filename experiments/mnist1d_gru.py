@@ -25,18 +25,28 @@ import numpy as np
 
 from fnnet import data, losses, metrics, nn, optim
 from fnnet.train.in_order import fit_in_order
+from fnnet.train.config import check_config, require
+
+
+CPU_SECONDS = 9  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 42
-    hidden: int = 6
-    learning_rate: float = 1e-2
-    batch_size: int = 100
-    steps: int = 6000
-    eval_every: int = 250
-    shuffle_seq: bool = False
+    seed: int = 42                   # seed of the initialisation
+    hidden: int = 6                  # GRU units per direction
+    learning_rate: float = 1e-2      # Adam learning rate
+    batch_size: int = 100            # sequences per step, in order (a divisor of the training set size)
+    steps: int = 6000                # training steps (a multiple of eval_every)
+    eval_every: int = 250            # steps between two test evaluations
+    shuffle_seq: bool = False        # train and test on the spatially shuffled variant
     max_train: int | None = None     # use only the first max_train training examples (tests)
+
+    def __post_init__(self):
+        check_config(self, positive=("hidden", "learning_rate", "batch_size", "steps", "eval_every", "max_train"))
+        require(self, "steps", self.steps % self.eval_every == 0, f"a multiple of eval_every ({self.eval_every})")
+        n = min(4000, self.max_train or 4000)
+        require(self, "batch_size", n % self.batch_size == 0, f"a divisor of the {n} training sequences")
 
 
 def make_model(config: Config) -> nn.Module:

@@ -30,21 +30,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import optim
+from fnnet.train.config import check_config, require
 
 W_STAR = (2.0, 3.0)
+
+
+CPU_SECONDS = 4  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+OPTIMIZERS = ("gd", "momentum", "nesterov", "rmsprop", "adam", "adamax", "adagrad", "adadelta")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     seed: int = 0  # the experiment is deterministic; kept for the run protocol
-    start: tuple = (-4.0, -1.0)
-    tolerance: float = 1e-3
-    max_steps: int = 2000
-    momentum_values: tuple = (0.25, 0.5, 0.75, 0.9)  # tuned jointly with the rate
-    lr_log10_min: float = -3.0
-    lr_log10_max: float = 1.0
+    start: tuple[float, float] = (-4.0, -1.0)  # the starting point w0
+    tolerance: float = 1e-3  # converged once ||w - w*|| stays below this
+    max_steps: int = 2000  # steps of every run
+    momentum_values: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)  # tuned jointly with the rate
+    lr_log10_min: float = -3.0  # log10 of the smallest learning rate of the grid
+    lr_log10_max: float = 1.0  # log10 of the largest learning rate of the grid (>= lr_log10_min)
     lr_grid_points: int = 81  # step 0.05 in log10, so 0.1 is on the grid
-    optimizers: tuple = ("gd", "momentum", "nesterov", "rmsprop", "adam", "adamax", "adagrad", "adadelta")
+    optimizers: tuple[str, ...] = OPTIMIZERS  # of gd, momentum, nesterov, rmsprop, adam, adamax, adagrad, adadelta
+
+    def __post_init__(self):
+        check_config(self, positive=("tolerance", "max_steps", "lr_grid_points"),
+                     ranges={"momentum_values": "[0, 1)"}, choices={"optimizers": OPTIMIZERS},
+                     nonempty=("momentum_values", "optimizers"))
+        require(self, "lr_log10_max", self.lr_log10_max >= self.lr_log10_min,
+                f">= lr_log10_min ({self.lr_log10_min})")
 
 
 MOMENTUM = ("momentum", "nesterov")

@@ -33,24 +33,46 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import data, losses, metrics, nn, optim, train
+from fnnet.train.config import check_config, require
+
+
+CPU_SECONDS = 88  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+OPTIMIZERS = ("gd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "nadam", "adamax", "adagrad",
+              "adadelta")
+BATCH_MODES = ("batch", "minibatch", "stochastic")  # the whole training set, batch_size, 1
+DECAYS = ("constant", "inverse_time", "inverse_sqrt", "exponential", "cosine", "cyclical")
+STUDIES = ("optimizers", "batch_size", "decay")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    hidden: int = 100
-    epochs: int = 20
-    batch_size: int = 64
-    dev_fraction: float = 0.2
-    test_fraction: float = 0.2
-    stratify: bool = True
-    learning_rates: tuple = (("gd", 0.1), ("momentum", 0.05), ("nesterov", 0.05), ("rmsprop", 1e-3),
-                             ("adam", 1e-3), ("adamw", 1e-3), ("nadam", 1e-3), ("adamax", 2e-3),
-                             ("adagrad", 0.05), ("adadelta", 1.0))
-    batch_learning_rates: tuple = (("batch", 0.3), ("minibatch", 0.1), ("stochastic", 0.01))
-    decay_base_lr: float = 0.05
-    decays: tuple = ("constant", "inverse_time", "inverse_sqrt", "exponential", "cosine", "cyclical")
-    studies: tuple = ("optimizers", "batch_size", "decay")
+    seed: int = 0                   # seed of the split, the initialisation and the shuffling
+    hidden: int = 100               # width of the hidden layer
+    epochs: int = 20                # passes over the training set per run
+    batch_size: int = 64            # mini-batch size of the optimizer and decay studies
+    dev_fraction: float = 0.2       # share of the digits for dev, in (0, 1)
+    test_fraction: float = 0.2      # share of the digits for test (dev + test < 1)
+    stratify: bool = True           # keep the class proportions in every split
+    learning_rates: tuple[tuple[str, float], ...] = (  # study 1: (optimizer, learning rate) pairs,
+        ("gd", 0.1), ("momentum", 0.05), ("nesterov", 0.05), ("rmsprop", 1e-3),   # the optimizers: gd,
+        ("adam", 1e-3), ("adamw", 1e-3), ("nadam", 1e-3), ("adamax", 2e-3),       # momentum, nesterov, rmsprop,
+        ("adagrad", 0.05), ("adadelta", 1.0))  # adam, adamw, nadam, adamax, adagrad, adadelta
+    batch_learning_rates: tuple[tuple[str, float], ...] = (  # study 2: (batch size, learning rate) pairs,
+        ("batch", 0.3), ("minibatch", 0.1), ("stochastic", 0.01))  # sizes "batch", "minibatch", "stochastic"
+    decay_base_lr: float = 0.05     # study 3: the initial learning rate of every decay
+    decays: tuple[str, ...] = DECAYS    # study 3: constant, inverse_time, inverse_sqrt, exponential, cosine, cyclical
+    studies: tuple[str, ...] = STUDIES  # the studies to run: optimizers, batch_size, decay
+
+    def __post_init__(self):
+        check_config(self, positive=("hidden", "epochs", "batch_size", "decay_base_lr"),
+                     ranges={"dev_fraction": "(0, 1)", "test_fraction": "(0, 1)"},
+                     choices={"decays": DECAYS, "studies": STUDIES})
+        require(self, "test_fraction", self.dev_fraction + self.test_fraction < 1,
+                f"< {1 - self.dev_fraction:g} (dev_fraction + test_fraction < 1)")
+        for field, names in (("learning_rates", OPTIMIZERS), ("batch_learning_rates", BATCH_MODES)):
+            for name, lr in getattr(self, field):
+                require(self, field, name in names and lr > 0,
+                        f"to pair a name of {', '.join(names)} with a learning rate > 0 (bad: {(name, lr)!r})")
 
 
 def make_optimizer(name: str, lr):

@@ -33,21 +33,36 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import data, losses, metrics, nn, optim
+from fnnet.train.config import check_config, require
+
+
+CPU_SECONDS = 40  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    num_configs: int = 64
-    log10_lr_range: tuple = (-4.0, 0.0)
-    log10_one_minus_beta_range: tuple = (-3.0, -1.0)
-    hidden: int = 100
-    epochs: int = 10
-    batch_size: int = 64
-    dev_fraction: float = 0.2
-    test_fraction: float = 0.2
-    compare_sequential: bool = True
-    timing_repeats: int = 3
+    seed: int = 0                  # seed of the split, the sampled configurations and their runs
+    num_configs: int = 64          # configurations sampled and trained
+    log10_lr_range: tuple[float, float] = (-4.0, 0.0)  # lr = 10^r with r ~ U[low, high]
+    log10_one_minus_beta_range: tuple[float, float] = (-3.0, -1.0)  # beta = 1 - 10^s with s ~ U[low, high], high <= 0
+    hidden: int = 100              # width of the hidden layer
+    epochs: int = 10               # passes over the training set per configuration
+    batch_size: int = 64           # digits per step (the last partial batch is dropped)
+    dev_fraction: float = 0.2      # share of the digits for dev, in (0, 1)
+    test_fraction: float = 0.2     # share of the digits kept out for test (dev + test < 1)
+    compare_sequential: bool = True  # also train the configurations one after another and compare
+    timing_repeats: int = 3        # timed repetitions of each way (the median is reported)
+
+    def __post_init__(self):
+        check_config(self, positive=("num_configs", "hidden", "epochs", "batch_size", "timing_repeats"),
+                     ranges={"dev_fraction": "(0, 1)", "test_fraction": "(0, 1)"})
+        require(self, "test_fraction", self.dev_fraction + self.test_fraction < 1,
+                f"< {1 - self.dev_fraction:g} (dev_fraction + test_fraction < 1)")
+        for field in ("log10_lr_range", "log10_one_minus_beta_range"):
+            low, high = getattr(self, field)
+            require(self, field, low <= high, "as (low, high) with low <= high")
+        require(self, "log10_one_minus_beta_range", self.log10_one_minus_beta_range[1] <= 0,
+                "with high <= 0 (so that beta = 1 - 10^s >= 0)")
 
 
 def sample_configs(config: Config):

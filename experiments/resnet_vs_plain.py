@@ -50,20 +50,35 @@ import numpy as np
 from fnnet import data, losses, nn, optim
 from fnnet import functional as F
 from fnnet.models import cifar_resnet
+from fnnet.train.config import check_config, require
+
+
+CPU_SECONDS = 200  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    depths: tuple = (8, 20, 56)
+    seed: int = 0                     # seed of the initialisation and shuffling
+    depths: tuple[int, ...] = (8, 20, 56)  # weighted layers of each plain/ResNet pair, 6n + 2 (8, 14, 20, 32, ...)
     image_size: int = 8               # the 8x8 digits, or upsampled bilinearly by image_size // 8
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    batch_size: int = 64
-    epochs: int = 20
+    learning_rate: float = 0.1        # SGD learning rate after the warm-up, divided by 10 at 1/2 and 3/4 of the steps
+    momentum: float = 0.9             # SGD momentum, in [0, 1)
+    weight_decay: float = 1e-4        # L2 coefficient on the conv and dense kernels
+    batch_size: int = 64              # images per step (the last partial batch is dropped)
+    epochs: int = 20                  # passes over the training images
     warmup_epochs: int = 1            # lr / 10 for these epochs first (He et al.'s ResNet-110 warm-up)
     max_train: int | None = None      # use only the first max_train training images (tests)
+
+    def __post_init__(self):
+        check_config(self, positive=("depths", "image_size", "learning_rate", "batch_size", "epochs", "max_train"),
+                     nonnegative=("weight_decay", "warmup_epochs"), ranges={"momentum": "[0, 1)"},
+                     nonempty=("depths",))
+        require(self, "depths", all(d % 6 == 2 for d in self.depths), "as 6n + 2 with n >= 1 (8, 14, 20, 32, ...)")
+        require(self, "image_size", self.image_size % 8 == 0, "a multiple of 8")
+        require(self, "warmup_epochs", 2 * self.warmup_epochs < self.epochs,
+                f"< {self.epochs / 2:g}, half the epochs (the first lr decay)")
+        n = min(898, self.max_train or 898)
+        require(self, "batch_size", self.batch_size <= n, f"<= the {n} training images")
 
 
 def load(config: Config):

@@ -31,24 +31,35 @@ import numpy as np
 
 from fnnet import nn, optim
 from fnnet.data import sequences
+from fnnet.train.config import check_config, require
 
 CELLS = ("rnn", "gru", "lstm")
 
 
+CPU_SECONDS = 115  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seed: int = 0
-    length: int = 100
-    hidden: int = 32
-    batch_size: int = 50
-    steps: int = 3000
-    learning_rate: float = 3e-3
-    clip_norm: float = 1.0
-    eval_every: int = 250
-    test_size: int = 1000
-    gradient_batch: int = 100
-    solved_mse: float = 0.01
-    cells: tuple = CELLS
+    seed: int = 0                  # seed of the initialisation, the training batches and the test set
+    length: int = 100              # time steps of the adding problem (>= 2)
+    hidden: int = 32               # units of each cell
+    batch_size: int = 50           # fresh sequences per step
+    steps: int = 3000              # Adam steps per cell (a multiple of eval_every)
+    learning_rate: float = 3e-3    # Adam learning rate
+    clip_norm: float = 1.0         # global-norm gradient clipping threshold
+    eval_every: int = 250          # steps per compiled block and test evaluation
+    test_size: int = 1000          # test sequences
+    gradient_batch: int = 100      # test sequences over which ||dL/dh_t|| is averaged (<= test_size)
+    solved_mse: float = 0.01       # a cell solves the task when its final test MSE is below this
+    cells: tuple[str, ...] = CELLS  # the cells to compare: "rnn" (tanh), "gru", "lstm"
+
+    def __post_init__(self):
+        check_config(self, positive=("hidden", "batch_size", "steps", "learning_rate", "clip_norm", "eval_every",
+                                     "test_size", "gradient_batch", "solved_mse"),
+                     ranges={"length": "[2, inf)"}, choices={"cells": CELLS}, nonempty=("cells",))
+        require(self, "steps", self.steps % self.eval_every == 0, f"a multiple of eval_every ({self.eval_every})")
+        require(self, "gradient_batch", self.gradient_batch <= self.test_size, f"<= test_size ({self.test_size})")
 
 
 # ----------------------------------------------------------------------------- model

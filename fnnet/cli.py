@@ -127,9 +127,12 @@ def _static_info(path: Path) -> dict:
     return {"doc": ast.get_docstring(tree) or "", "cpu_seconds": seconds}
 
 
-def _summary_line(name: str, doc: str) -> str:
-    first = doc.strip().split("\n")[0] if doc.strip() else ""
-    return first[len(name) + 1:].strip() if first.startswith(f"{name}:") else first
+def _summary_line(name: str, doc: str, width: int = 100) -> str:
+    """The docstring's first paragraph on one line, without a leading ``NAME:``, cut to ``width``."""
+    first = " ".join(doc.strip().split("\n\n")[0].split())
+    if first.startswith(f"{name}:"):
+        first = first[len(name) + 1:].strip()
+    return first if len(first) <= width else first[:width - 3].rsplit(" ", 1)[0] + " ..."
 
 
 def _cpu_time(seconds) -> str:
@@ -173,10 +176,8 @@ def describe_experiment(name: str, module: ModuleType) -> str:
     for f in dataclasses.fields(defaults):
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         default = repr(getattr(defaults, f.name))
-        head = f"  {f.name}: {kind} = {default}"
-        if len(head) > 100:
-            head = head[:96] + " ..."
-        lines.append(head)
+        lines += textwrap.wrap(f"{f.name}: {kind} = {default}", 96, initial_indent="  ",
+                               subsequent_indent="        ", break_on_hyphens=False)
         doc = docs.get(f.name) or "(no doc)"
         lines += textwrap.wrap(doc, 92, initial_indent="      ", subsequent_indent="      ")
     return "\n".join(lines)
@@ -371,8 +372,8 @@ def json_safe(obj, *, nonfinite_as_str: bool = True):
     """``obj`` as plain JSON data: arrays to lists, scalars to Python numbers, tuples to lists.
 
     JAX and NumPy arrays become nested lists (a 0-d array its scalar), NumPy and JAX
-    scalars Python ``int``/``float``/``bool``, tuples and sets lists, dict keys strings,
-    dataclasses dicts, and anything else its ``str``. With ``nonfinite_as_str`` the floats
+    scalars Python ``int``/``float``/``bool``, tuples and sets lists, dict keys their
+    ``str``, dataclasses dicts, and anything else its ``str`` (or ``repr``). With ``nonfinite_as_str`` the floats
     NaN, +inf and -inf become the strings ``"nan"``, ``"inf"`` and ``"-inf"``, so the
     output is strict JSON (``json.dumps(..., allow_nan=False)`` accepts it).
     """
@@ -386,7 +387,8 @@ def json_safe(obj, *, nonfinite_as_str: bool = True):
                 return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
             return float(x)
         if isinstance(x, dict):
-            return {k if isinstance(k, str) else str(json_safe(k)): convert(v) for k, v in x.items()}
+            return {k if isinstance(k, str) else str(k if isinstance(k, (tuple, list)) else convert(k)): convert(v)
+                    for k, v in x.items()}
         if isinstance(x, (list, tuple)):
             return [convert(v) for v in x]
         if isinstance(x, (set, frozenset)):
@@ -415,7 +417,12 @@ def json_safe(obj, *, nonfinite_as_str: bool = True):
                 return convert(x.item())
             except Exception:
                 pass
-        return str(x)
+        for text in (str, repr):
+            try:
+                return text(x)
+            except Exception:
+                pass
+        return f"<{type(x).__name__} object>"
 
     return convert(obj)
 
