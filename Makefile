@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-ref reproduce bench clean
+.PHONY: run test test-ref reproduce bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ reproduce: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m fnnet.cli bench
+
+# The documentation site from docs/ into site/, strict (a broken link or API reference
+# fails), then every example of the guides runs (tests/test_docs.py).
+docs: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+	$(PY) -m pytest -q -p no:xdist tests/test_docs.py -k 'not site_builds'
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
