@@ -30,9 +30,13 @@ Imports: jax, numpy, fnnet.data, fnnet.nn, fnnet.train.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import math
 import os
-from typing import Any, Callable, Mapping
+import sys
+import warnings
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -77,8 +81,10 @@ class EarlyStopping:
 
 @dataclasses.dataclass
 class FitResult:
-    """What :func:`fit` returns. ``history`` has one dict per epoch:
-    ``epoch``, ``train_loss`` and ``dev_<metric>`` entries."""
+    """What :func:`fit` returns. ``history`` has one dict per evaluation period:
+    ``epoch`` (and ``step`` with ``eval_every``), ``train_loss`` and ``dev_<metric>``
+    entries; ``best_epoch`` is the epoch (the step, with ``eval_every``) of the best
+    entry under early stopping."""
     params: Any
     state: Any
     opt_state: Any
@@ -106,56 +112,94 @@ class _Progress:
     state: Any
     opt_state: Any
     epoch: int = 0
+    step: int = 0
     history: list = dataclasses.field(default_factory=list)
     best: float | None = None
     best_epoch: int | None = None
     best_vars: tuple | None = None
     waited: int = 0
     stopped: bool = False
+    warned: bool = False
 
 
 def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, *,
-        key, epochs: int, batch_size: int, dev_data=None, shuffle: bool = True,
+        key, batch_size: int, epochs: int | None = None, steps: int | None = None,
+        eval_every: int | None = None, dev_data=None, shuffle: bool = True,
         drop_last: bool = False, metrics: Mapping[str, Callable] | None = None,
-        penalty: Callable | None = None, early_stopping: EarlyStopping | None = None,
+        penalty: Callable | None = None, batch_hook: Callable | None = None,
+        compile_epochs: bool = False, early_stopping: EarlyStopping | None = None,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
-        opt_state=None, progress: bool = False, log: Callable[[dict], None] | None = None) -> FitResult:
-    """Train ``model`` on ``train_data = (x, y)`` for ``epochs`` epochs of mini-batches.
+        opt_state=None, progress: bool | None = None,
+        log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None) -> FitResult:
+    """Train ``model`` on ``train_data = (x, y)`` with mini-batch steps.
+
+    The budget is ``epochs`` passes over the data or ``steps`` optimizer steps (one of
+    them). Step ``t`` is batch ``i = t mod S`` of epoch ``e = t div S`` (``S`` steps
+    per epoch), drawn from the epoch's permutation ``fold_in(key, 2 e)`` with the step
+    key ``fold_in(fold_in(key, 2 e + 1), i)``. After every evaluation period (an epoch,
+    or ``eval_every`` steps) one history entry is appended:
+    ``{"epoch": e}`` (or ``{"step": t, "epoch": e}`` with ``eval_every``),
+    ``train_loss`` (the mean batch loss of the period), ``dev_loss``, ``dev_<metric>``
+    and ``train_<metric>``.
 
     Args:
       model, loss_fn, optimizer, penalty: as in :func:`make_train_step`.
       params, state: the initial variables (from ``model.init``).
-      key: a ``jax.random.key``; all shuffling and dropout derive from it.
-      dev_data: ``(x, y)`` evaluated after every epoch with ``loss_fn`` and ``metrics``
-        (history entries ``dev_loss``, ``dev_<name>``); also the training-set metrics
-        are reported as ``train_<name>`` when ``metrics`` is given.
+      train_data: ``(x, y)``; checked before the first step: equal lengths, finite
+        inputs, and integer labels inside ``[0, C)`` when the model gives ``C`` scores
+        per example (the error names the first offending index).
+      key: a ``jax.random.key``; all shuffling, dropout and hook randomness derive from it.
+      batch_size: examples per step (the last batch of an epoch is smaller unless
+        ``drop_last``).
+      epochs, steps: the budget, exactly one of them.
+      eval_every: steps per evaluation period (default: one epoch).
+      dev_data: ``(x, y)`` evaluated after every period with ``loss_fn`` and ``metrics``
+        (``dev_loss``, ``dev_<name>``); with ``metrics``, the training set's too
+        (``train_<name>``). A non-finite dev number stops training with an error.
+      batch_hook: ``(x, y, key) -> (x, y)`` applied to every batch inside the compiled
+        step (augmentation, curriculum), see :func:`make_train_step`.
+      compile_epochs: run each period's steps as one compiled ``lax.scan`` instead of
+        one dispatch per step (fewer, larger programs: fast for small models; the same
+        results up to the rounding of the fused program).
       early_stopping: an :class:`EarlyStopping` over a history entry.
-      checkpoint: a path; after every finished epoch everything needed to resume
-        (see the module docstring) is written there atomically, then ``log`` is called.
+      checkpoint: a path; after every period everything needed to resume (see the
+        module docstring) is written there atomically, then ``log`` is called.
       resume: with ``checkpoint`` and an existing file, continue from it: the result
         (params, state, opt_state, the whole ``history``, ``best_epoch``) is
-        bit-identical to a run that never stopped. ``epochs`` may be larger than the
-        checkpoint's epoch (train on) but not smaller; everything else must match.
+        bit-identical to a run that never stopped. The budget may grow, not shrink;
+        everything else must match.
       opt_state: initial optimizer state (default ``optimizer.init(params)``).
-      progress: show a progress bar (tqdm).
-      log: called with each new epoch's history entry.
+      progress: a progress bar (tqdm) with the loss and the step rate; default: on when
+        standard error is a terminal and the ``CI`` environment variable is unset.
+      log: a callable, or a sequence of them, called with each new history entry.
 
     Raises:
-      ValueError: bad arguments; on resume, a checkpoint written for another model,
-        optimizer, key, data shape or setting (the message names the difference), or a
-        damaged file (:class:`~fnnet.train.checkpoint.CheckpointError`).
-      FloatingPointError: when the training loss or a parameter or optimizer-state
-        entry becomes nan or inf; the message names the step and which epoch the
-        checkpoint file holds (the last one whose numbers were all finite).
+      ValueError: bad arguments or data (the message names the offending index); on
+        resume, a checkpoint written for another model, optimizer, key, data shape or
+        setting (the message names the difference), or a damaged file
+        (:class:`~fnnet.train.checkpoint.CheckpointError`).
+      FloatingPointError: when the training loss, a dev metric, or a parameter or
+        optimizer-state entry becomes nan or inf; the message names the step and which
+        period the checkpoint file holds (the last one whose numbers were all finite).
+
+    Warns:
+      RuntimeWarning: once, when a period's training loss exceeds ``10x`` the first
+        step's loss: the learning rate is likely too high.
     """
     x_train, y_train = (jnp.asarray(a) for a in train_data)
-    if len(x_train) != len(y_train):
-        raise ValueError(f"fit: train_data has {len(x_train)} inputs but {len(y_train)} targets")
-    if batch_size < 1:
-        raise ValueError(f"fit: expected batch_size >= 1, got {batch_size}")
+    dev = None if dev_data is None else tuple(jnp.asarray(a) for a in dev_data)
+    _check_data("train_data", model, params, state, x_train, y_train)
+    if dev is not None:
+        _check_data("dev_data", model, params, state, *dev)
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
+        raise ValueError(f"fit: expected batch_size >= 1, got {batch_size!r}")
     if drop_last and len(x_train) < batch_size:
         raise ValueError(f"fit: drop_last with batch_size {batch_size} > {len(x_train)} examples leaves no batch")
-    dev = None if dev_data is None else tuple(jnp.asarray(a) for a in dev_data)
+    steps_per_epoch = len(x_train) // batch_size if drop_last else math.ceil(len(x_train) / batch_size)
+    total = _budget(epochs, steps, steps_per_epoch)
+    if eval_every is not None and not (isinstance(eval_every, (int, np.integer)) and eval_every >= 1):
+        raise ValueError(f"fit: expected eval_every as a positive int (steps), got {eval_every!r}")
+    period = steps_per_epoch if eval_every is None else int(eval_every)
     if early_stopping is not None:
         expected = {"train_loss", *(f"train_{name}" for name in metrics or {})}
         if dev is not None:
@@ -163,78 +207,79 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         if early_stopping.monitor not in expected:
             raise KeyError(f"EarlyStopping: monitored {early_stopping.monitor!r} is not in the "
                            f"history entry {sorted(expected | {'epoch'})}")
-    step_fn = make_train_step(model, loss_fn, optimizer, penalty=penalty)
+    logs = [] if log is None else [log] if callable(log) else list(log)
+    step_fn = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook)
     eval_fn = make_eval_step(model, loss_fn, metrics)
     opt_state = optimizer.init(params) if opt_state is None else opt_state
-    steps_per_epoch = len(x_train) // batch_size if drop_last else math.ceil(len(x_train) / batch_size)
-
-    def epoch_steps(epoch, params, state, opt_state):
-        """Yield ``(batch, params, state, opt_state, loss)`` after each step of ``epoch``."""
-        shuffle_key = jax.random.fold_in(key, 2 * epoch) if shuffle else None
-        step_key = jax.random.fold_in(key, 2 * epoch + 1)
-        for i, (xb, yb) in enumerate(batches(x_train, y_train, batch_size, key=shuffle_key,
-                                              shuffle=shuffle, drop_last=drop_last)):
-            params, state, opt_state, loss = step_fn(params, state, opt_state, xb, yb,
-                                                     jax.random.fold_in(step_key, i))
-            yield i, params, state, opt_state, loss
+    order = _BatchOrder(key, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
+    run_steps = (_compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train)
+                 if compile_epochs else _stepwise(step_fn, order, x_train, y_train))
 
     run = _Progress(params, state, opt_state)
     settings = _settings(run, key, x_train, y_train, dev, batch_size, shuffle, drop_last,
                          metrics, penalty, early_stopping)
-    on_disk = None  # the epoch the checkpoint file holds, once this call knows it
+    settings.update(eval_every="epoch" if eval_every is None else str(period),
+                    batch_hook="none" if batch_hook is None else "a hook",
+                    compile_epochs=str(bool(compile_epochs)))
+    on_disk = None  # the period the checkpoint file holds, once this call knows it
     if checkpoint is not None and resume:
         for stale in _stale_temporary_files(checkpoint):
             os.remove(stale)
         if os.path.exists(checkpoint):
-            run = _load_progress(os.fspath(checkpoint), run, key, settings, epochs, early_stopping)
-            on_disk = run.epoch
+            budget = f"epochs={epochs}" if steps is None else f"steps={steps}"
+            run = _load_progress(os.fspath(checkpoint), run, key, settings, total, budget, early_stopping)
+            on_disk = _period_name(run.step, eval_every, steps_per_epoch)
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=epochs, initial=run.epoch, desc="fit", unit="epoch")
+    bar = _progress_bar(progress, total, run.step)
+    first_loss = None
     try:
-        for epoch in range(run.epoch, epochs):
-            if run.stopped:
-                break
+        while run.step < total and not run.stopped:
+            end = min((run.step // period + 1) * period, total)
             start = (run.params, run.state, run.opt_state)
-            losses = []
-            for _, params, state, opt_state, loss in epoch_steps(epoch, *start):
-                losses.append(loss)
-            losses = np.asarray(jnp.stack(losses))
+            params, state, opt_state, losses = run_steps(run.step, end, *start, bar)
+            losses = np.asarray(losses)
             if not (np.all(np.isfinite(losses)) and bool(np.all(_finite_flags((params, state, opt_state))))):
                 where = ""
                 if checkpoint is not None:
-                    where = (f"; the checkpoint {checkpoint} holds epoch {on_disk}, the last with finite numbers"
+                    where = (f"; the checkpoint {checkpoint} holds {on_disk}, the last with finite numbers"
                              if on_disk is not None else f"; this call wrote no checkpoint to {checkpoint}")
-                raise FloatingPointError(_nonfinite_message(epoch_steps(epoch, *start), losses, epoch,
-                                                            steps_per_epoch) + where)
-            entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+                replay = _stepwise(step_fn, order, x_train, y_train, each=True)(run.step, end, *start, None)
+                raise FloatingPointError(_nonfinite_message(replay, losses, run.step, steps_per_epoch) + where)
+            epoch = -(-end // steps_per_epoch)
+            entry = {"epoch": epoch} if eval_every is None else {"step": end, "epoch": epoch}
+            entry["train_loss"] = float(np.mean(losses))
             if dev is not None:
                 entry.update({f"dev_{k}": v for k, v in evaluate(eval_fn, params, state, *dev).items()})
             if metrics:
                 train_metrics = evaluate(eval_fn, params, state, x_train, y_train)
                 entry.update({f"train_{k}": v for k, v in train_metrics.items() if k != "loss"})
-            run.params, run.state, run.opt_state, run.epoch = params, state, opt_state, epoch + 1
+            bad = [k for k, v in entry.items() if k.startswith("dev_") and not math.isfinite(v)]
+            if bad:
+                raise FloatingPointError(f"fit: {bad[0]} became {entry[bad[0]]} at "
+                                         f"{_period_name(end, eval_every, steps_per_epoch)} although "
+                                         "the training loss and parameters are finite: check the dev "
+                                         "data and the metric")
+            first_loss = float(losses[0]) if first_loss is None else first_loss
+            _warn_if_diverging(entry["train_loss"], first_loss, run)
+            run.params, run.state, run.opt_state, run.step = params, state, opt_state, end
+            run.epoch = end // steps_per_epoch
             run.history.append(entry)
             if early_stopping is not None:
-                if early_stopping.monitor not in entry:
-                    raise KeyError(f"EarlyStopping: monitored {early_stopping.monitor!r} is not in the "
-                                   f"history entry {sorted(entry)}")
                 value = entry[early_stopping.monitor]
                 if early_stopping.improved(value, run.best):
-                    run.best, run.best_epoch, run.best_vars, run.waited = value, epoch + 1, (params, state), 0
+                    best_at = epoch if eval_every is None else end
+                    run.best, run.best_epoch, run.best_vars, run.waited = value, best_at, (params, state), 0
                 else:
                     run.waited += 1
                     run.stopped = run.waited > early_stopping.patience
             if checkpoint is not None:
                 _write_arrays(checkpoint, _flatten_to_arrays(_progress_tree(run, key, settings, early_stopping)))
-                on_disk = run.epoch
-            if log is not None:
-                log(entry)
+                on_disk = _period_name(run.step, eval_every, steps_per_epoch)
+            for fn in logs:
+                fn(entry)
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k != "epoch"})
+                bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k not in ("epoch", "step")},
+                                refresh=True)
     finally:
         if bar is not None:
             bar.close()
@@ -242,6 +287,169 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     if early_stopping is not None and early_stopping.restore_best and run.best_vars is not None:
         params, state = run.best_vars
     return FitResult(params, state, run.opt_state, run.history, run.best_epoch, run.stopped)
+
+
+# A period's mean training loss this many times the first step's loss triggers the
+# learning-rate warning.
+DIVERGENCE_FACTOR = 10.0
+
+
+def _warn_if_diverging(loss: float, first: float, run: _Progress) -> None:
+    if not run.warned and first > 0 and loss > DIVERGENCE_FACTOR * first:
+        run.warned = True
+        warnings.warn(f"fit: the training loss grew from {first:.4g} (first step) to {loss:.4g}, "
+                      f"more than {DIVERGENCE_FACTOR:g}x: the learning rate is likely too high",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _budget(epochs, steps, steps_per_epoch: int) -> int:
+    """Total steps from exactly one of ``epochs`` and ``steps``."""
+    if (epochs is None) == (steps is None):
+        raise ValueError(f"fit: give exactly one budget, epochs or steps; got epochs={epochs!r}, "
+                         f"steps={steps!r}")
+    name, value = ("epochs", epochs) if steps is None else ("steps", steps)
+    if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
+        raise ValueError(f"fit: expected {name} as a positive int, got {value!r}")
+    return int(value) * steps_per_epoch if steps is None else int(value)
+
+
+def _period_name(step: int, eval_every, steps_per_epoch: int) -> str:
+    return f"epoch {step // steps_per_epoch}" if eval_every is None else f"step {step}"
+
+
+def _progress_bar(progress, total: int, done: int):
+    if progress is None:
+        progress = sys.stderr.isatty() and not os.environ.get("CI")
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=done, desc="fit", unit="step", dynamic_ncols=True)
+
+
+def _check_data(name: str, model: Module, params, state, x, y) -> None:
+    """Equal lengths, finite inputs, and integer labels inside ``[0, C)`` for a model
+    giving ``C`` scores per example; errors name the first offending index."""
+    if len(x) != len(y):
+        raise ValueError(f"fit: {name} has {len(x)} inputs but {len(y)} targets")
+    if len(x) == 0:
+        raise ValueError(f"fit: {name} is empty")
+    for what, a in (("input", x), ("target", y)):
+        if jnp.issubdtype(a.dtype, jnp.inexact):
+            finite = np.asarray(jnp.all(jnp.isfinite(a.reshape(len(a), -1)), axis=1))
+            if not finite.all():
+                i = int(np.argmin(finite))
+                raise ValueError(f"fit: {name} {what} {i} holds a non-finite value "
+                                 f"({float(np.asarray(a[i]).ravel()[~np.isfinite(np.asarray(a[i]).ravel())][0])})")
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+        return
+    try:
+        out = jax.eval_shape(lambda p, s, v: model.apply(p, s, v)[0], params, state,
+                             jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+    except Exception:  # the step itself will report what does not fit
+        return
+    if not hasattr(out, "ndim") or out.ndim != y.ndim + 1:
+        return
+    classes = out.shape[-1]
+    flat = np.asarray(y).reshape(len(y), -1)
+    bad = np.nonzero(((flat < 0) | (flat >= classes)).any(axis=1))[0]
+    if len(bad):
+        i = int(bad[0])
+        value = flat[i][(flat[i] < 0) | (flat[i] >= classes)][0]
+        raise ValueError(f"fit: {name} label {i} is {int(value)}, outside [0, {classes}) for a "
+                         f"model giving {classes} scores per example")
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchOrder:
+    """Where step ``t`` takes its batch from: epoch ``t div S``, batch ``t mod S``."""
+    key: Any
+    n: int
+    batch_size: int
+    shuffle: bool
+    drop_last: bool
+    steps_per_epoch: int
+
+    def permutation(self, epoch: int):
+        return (jax.random.permutation(jax.random.fold_in(self.key, 2 * epoch), self.n)
+                if self.shuffle else jnp.arange(self.n))
+
+    def pieces(self, start: int, end: int):
+        """Split steps ``[start, end)`` at epoch boundaries: ``(epoch, i0, i1)`` triples."""
+        t = start
+        while t < end:
+            epoch, i = divmod(t, self.steps_per_epoch)
+            stop = min(end - epoch * self.steps_per_epoch, self.steps_per_epoch)
+            yield epoch, i, stop
+            t = epoch * self.steps_per_epoch + stop
+
+
+def _stepwise(step_fn, order: _BatchOrder, x, y, each: bool = False):
+    """Steps ``[start, end)`` one jitted call each, batches from :func:`fnnet.data.batches`.
+    Returns the final variables and the stacked losses, or (``each``) a generator of
+    ``(i, params, state, opt_state, loss)`` after every step."""
+    def gen(start, end, params, state, opt_state, bar):
+        for epoch, i0, i1 in order.pieces(start, end):
+            shuffle_key = jax.random.fold_in(order.key, 2 * epoch) if order.shuffle else None
+            step_key = jax.random.fold_in(order.key, 2 * epoch + 1)
+            epoch_batches = batches(x, y, order.batch_size, key=shuffle_key, shuffle=order.shuffle,
+                                    drop_last=order.drop_last)
+            for i, (xb, yb) in enumerate(itertools.islice(epoch_batches, i0, i1), start=i0):
+                params, state, opt_state, loss = step_fn(params, state, opt_state, xb, yb,
+                                                         jax.random.fold_in(step_key, i))
+                if bar is not None:
+                    bar.update(1)
+                yield epoch * order.steps_per_epoch + i, params, state, opt_state, loss
+
+    if each:
+        return gen
+
+    def run(start, end, params, state, opt_state, bar):
+        losses = []
+        for _, params, state, opt_state, loss in gen(start, end, params, state, opt_state, bar):
+            losses.append(loss)
+        return params, state, opt_state, jnp.stack(losses)
+
+    return run
+
+
+def _compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: _BatchOrder, x, y):
+    """Steps ``[start, end)`` as one compiled ``lax.scan`` per epoch piece: the batch
+    indices come from the epoch's permutation inside the program. A smaller last batch
+    of an epoch runs as a separate step."""
+    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook, jit=False)
+    bs, full = order.batch_size, order.n // order.batch_size
+
+    @functools.partial(jax.jit, static_argnums=(0, 1))
+    def scan_steps(i0, i1, perm, step_key, params, state, opt_state):
+        def body(carry, i):
+            idx = jax.lax.dynamic_slice_in_dim(perm, i * bs, bs)
+            p, s, o, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, i))
+            return (p, s, o), loss
+        (params, state, opt_state), losses = jax.lax.scan(body, (params, state, opt_state),
+                                                          jnp.arange(i0, i1))
+        return params, state, opt_state, losses
+
+    jit_step = jax.jit(step)
+
+    def run(start, end, params, state, opt_state, bar):
+        losses = []
+        for epoch, i0, i1 in order.pieces(start, end):
+            perm = order.permutation(epoch)
+            step_key = jax.random.fold_in(order.key, 2 * epoch + 1)
+            j1 = min(i1, full)
+            if i0 < j1:
+                params, state, opt_state, piece = scan_steps(i0, j1, perm, step_key, params, state, opt_state)
+                losses.append(piece)
+            if i1 > full:  # the smaller last batch
+                idx = perm[full * bs:]
+                params, state, opt_state, loss = jit_step(params, state, opt_state, x[idx], y[idx],
+                                                          jax.random.fold_in(step_key, full))
+                losses.append(loss[None])
+            if bar is not None:
+                bar.update(i1 - i0)
+        return params, state, opt_state, jnp.concatenate(losses)
+
+    return run
 
 
 @jax.jit
@@ -253,12 +461,13 @@ def _finite_flags(tree):
     return jnp.stack(flags) if flags else jnp.ones((0,), bool)
 
 
-def _nonfinite_message(steps, losses, epoch: int, steps_per_epoch: int) -> str:
-    """Name the first step of ``epoch`` whose loss, or whose update of params, state or
-    optimizer state, is not finite: replay the epoch (``steps``) and check every step."""
+def _nonfinite_message(steps, losses, start: int, steps_per_epoch: int) -> str:
+    """Name the first step from ``start`` on whose loss, or whose update of params, state
+    or optimizer state, is not finite: replay the steps (``steps``) and check each."""
     names = ["params", "state", "opt_state"]
-    for i, params, state, opt_state, loss in steps:
-        at = f"step {epoch * steps_per_epoch + i} (epoch {epoch + 1}, batch {i})"
+    for t, params, state, opt_state, loss in steps:
+        epoch, i = divmod(t, steps_per_epoch)
+        at = f"step {t} (epoch {epoch + 1}, batch {i})"
         if not np.isfinite(float(loss)):
             return f"fit: the training loss became {float(loss)} at {at}"
         flags = np.asarray(_finite_flags((params, state, opt_state)))
@@ -269,8 +478,8 @@ def _nonfinite_message(steps, losses, epoch: int, steps_per_epoch: int) -> str:
             return (f"fit: the update of {at} made {names[path[0].idx]}{jax.tree_util.keystr(path[1:])} "
                     f"{what} (the step's loss was finite, {float(loss):.6g})")
     bad = int(np.argmax(~np.isfinite(losses))) if not np.all(np.isfinite(losses)) else len(losses) - 1
-    return (f"fit: non-finite numbers in epoch {epoch + 1} (first seen at step "
-            f"{epoch * steps_per_epoch + bad}; a replay of the epoch did not reproduce them)")
+    return (f"fit: non-finite numbers after step {start} (first seen at step {start + bad}; a "
+            "replay did not reproduce them)")
 
 
 def _spec(a) -> str:
@@ -307,6 +516,7 @@ def _progress_tree(run: _Progress, key, settings: dict, early_stopping) -> dict:
         "params": run.params, "state": run.state, "opt_state": run.opt_state,
         "key": _key_data(key),
         "epoch": np.int64(run.epoch),
+        "step": np.int64(run.step),
         "history": {"epoch": np.asarray([h["epoch"] for h in run.history], np.int64),
                     "names": np.asarray(names, np.str_).reshape(len(names)),
                     "values": np.asarray([[h[k] for k in names] for h in run.history],
@@ -328,7 +538,7 @@ def _excerpt(a: str, b: str, width: int = 50) -> tuple[str, str]:
     return cut(a), cut(b)
 
 
-def _load_progress(file: str, fresh: _Progress, key, settings: dict, epochs: int,
+def _load_progress(file: str, fresh: _Progress, key, settings: dict, total: int, budget: str,
                    early_stopping) -> _Progress:
     """Read and check a checkpoint written by :func:`fit`; raise naming any difference."""
     entries = _entries(_read_arrays(file, "fit"), file, "fit")
@@ -354,9 +564,10 @@ def _load_progress(file: str, fresh: _Progress, key, settings: dict, epochs: int
     if saved_key.shape != given_key.shape or not np.array_equal(saved_key, given_key):
         raise ValueError(f"fit: checkpoint {file} was written with key data {saved_key.tolist()} "
                          f"but fit was given {given_key.tolist()}")
-    epoch = int(entry("['epoch']"))
-    if epoch > epochs:
-        raise ValueError(f"fit: checkpoint {file} holds epoch {epoch} but fit was given epochs={epochs}")
+    epoch, step = int(entry("['epoch']")), int(entry("['step']"))
+    if step > total:
+        raise ValueError(f"fit: checkpoint {file} holds epoch {epoch} (step {step}) but fit was given "
+                         f"{budget} ({total} steps)")
 
     def restore(prefix, like):
         name = prefix.replace("']['", " ").strip("[]'")  # "['best']['params']" -> "best params"
@@ -364,15 +575,15 @@ def _load_progress(file: str, fresh: _Progress, key, settings: dict, epochs: int
                                given="fit was given", other="fit's arguments", name=name)
 
     run = _Progress(restore("['params']", fresh.params), restore("['state']", fresh.state),
-                    restore("['opt_state']", fresh.opt_state), epoch)
+                    restore("['opt_state']", fresh.opt_state), epoch, step)
     for name in ("params_tree", "state_tree", "opt_state_tree"):  # same paths, other node types
         check(name)
     names = [str(n) for n in entry("['history']['names']").reshape(-1)]
     values, numbers = entry("['history']['values']"), entry("['history']['epoch']")
-    if values.shape != (len(numbers), len(names)) or len(numbers) != epoch:
+    if values.shape != (len(numbers), len(names)):
         raise CheckpointError(f"fit: checkpoint {file} holds a history of shape {list(values.shape)} "
-                              f"for {len(numbers)} epochs and {len(names)} entries; its epoch is {epoch}")
-    run.history = [{"epoch": int(e), **{k: float(v) for k, v in zip(names, row)}}
+                              f"for {len(numbers)} periods and {len(names)} entries")
+    run.history = [{"epoch": int(e), **{k: int(v) if k == "step" else float(v) for k, v in zip(names, row)}}
                    for e, row in zip(numbers, values)]
     best_epoch = int(entry("['early_stopping']['best_epoch']"))
     if best_epoch:

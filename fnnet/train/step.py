@@ -4,7 +4,6 @@ Imports: jax, fnnet.nn (the Module type), fnnet.optim (apply_updates).
 """
 from __future__ import annotations
 
-import functools
 from typing import Callable, Mapping
 
 import jax
@@ -12,7 +11,7 @@ import jax.numpy as jnp
 
 from fnnet.nn.module import Module
 
-__all__ = ["make_train_step", "make_eval_step"]
+__all__ = ["make_train_step", "make_eval_step", "HOOK_STREAM"]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -22,8 +21,14 @@ def _check_model(name: str, model) -> None:
         raise TypeError(f"{name}: expected a fnnet Module as model, got {type(model).__name__}")
 
 
+# The key a batch hook draws from: ``fold_in(step_key, HOOK_STREAM)``, apart from the
+# model's own key (its children use ``fold_in(step_key, i)`` for small ``i``).
+HOOK_STREAM = 0x686F6F6B
+
+
 def make_train_step(model: Module, loss_fn: LossFn, optimizer, *,
-                    penalty: Callable | None = None, compiler_options: dict | None = None) -> Callable:
+                    penalty: Callable | None = None, compiler_options: dict | None = None,
+                    batch_hook: Callable | None = None, jit: bool = True) -> Callable:
     """A jitted step ``(params, state, opt_state, x, y, key) -> (params, state, opt_state, loss)``.
 
     Minimises ``J = loss_fn(model(x), y) + penalty(params)`` by one optimizer update:
@@ -31,23 +36,29 @@ def make_train_step(model: Module, loss_fn: LossFn, optimizer, *,
     ``params = params + updates``. The model runs with ``train=True`` and ``key``
     (dropout); its new state (batch-norm statistics) is returned. ``loss`` is the data
     loss without the penalty. The optimizer may be fnnet's or optax's.
+
+    ``batch_hook(x, y, key) -> (x, y)``, if given, transforms the batch inside the
+    compiled step first (augmentation, a curriculum), with its own key
+    ``fold_in(key, HOOK_STREAM)``. ``jit=False`` returns the plain function (to be
+    traced inside a larger program, e.g. a ``lax.scan`` over an epoch).
     """
     _check_model("make_train_step", model)
     from fnnet.optim import apply_updates
 
     def objective(params, state, x, y, key):
+        if batch_hook is not None:
+            x, y = batch_hook(x, y, jax.random.fold_in(key, HOOK_STREAM))
         out, new_state = model.apply(params, state, x, key=key, train=True)
         loss = loss_fn(out, y)
         total = loss if penalty is None else loss + penalty(params)
         return total, (loss, new_state)
 
-    @functools.partial(jax.jit, compiler_options=compiler_options)
     def step(params, state, opt_state, x, y, key):
         grads, (loss, new_state) = jax.grad(objective, has_aux=True)(params, state, x, y, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return apply_updates(params, updates), new_state, opt_state, loss
 
-    return step
+    return jax.jit(step, compiler_options=compiler_options) if jit else step
 
 
 def make_eval_step(model: Module, loss_fn: LossFn | None = None,

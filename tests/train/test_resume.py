@@ -155,7 +155,7 @@ def test_resume_refuses_another_run_naming_the_difference(tmp_path):
          r"x float32\[40, 5\], y int32\[40\]"),
         (dict(batch_size=16), r"was written with batch_size 8 but fit was given 16"),
         (dict(early_stopping=train.EarlyStopping(patience=3)), r"was written with early_stopping .*patience=4"),
-        (dict(epochs=1), r"holds epoch 2 but fit was given epochs=1"),
+        (dict(epochs=1), r"holds epoch 2 \(step 12\) but fit was given epochs=1 \(6 steps\)"),
     ]
     for changes, message in cases:
         with pytest.raises(ValueError, match=message) as info:
