@@ -95,12 +95,9 @@ def test_a_false_claim_fails(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("page", RUNNABLE)
 def test_examples_run(page):
-    run_page(page)
-
-
-def test_getting_started_claims_are_checked():
-    # The guide's printed claims are all checked (none silently unclaimed).
-    assert run_page("getting-started.md") >= 4
+    checked = run_page(page)
+    # Each page states what its examples print (and the guide at least four things).
+    assert checked >= (4 if page == "getting-started.md" else 1), f"{page}: {checked} printed claims"
 
 
 def _required() -> bool:
