@@ -16,6 +16,10 @@ lines of a field written over several lines, joined)::
 
     hidden: tuple[int, ...] = (512, 512)   # widths of the hidden layers
 
+Each ``Config`` validates its values in ``__post_init__`` (``fnnet.train.check_config``
+and ``require``). docs/experiments.md describes the convention, ``--set`` and the run
+folder for users.
+
 ``--set FIELD=VALUE`` reads VALUE by the field's annotation (or, without one, by the
 type of its default): ``true``/``false`` (also ``1``/``0``, ``yes``/``no``) for a bool;
 ``none`` or ``null`` for an optional field left unset; a tuple either as comma-separated
