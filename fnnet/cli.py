@@ -461,7 +461,9 @@ def _versions() -> dict:
 
 
 def plot_history(history: list[dict], path: Path, title: str) -> Path | None:
-    """One panel per numeric series of ``history`` (losses and metrics) against the epoch/step."""
+    """One panel per kind of numeric series of ``history`` (losses, then metrics) against
+    the epoch/step; entries labelled by a string field (``{"run": "plain lr=0.1", ...}``,
+    ``{"cell": "gru", ...}``) give one line per label."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -472,16 +474,22 @@ def plot_history(history: list[dict], path: Path, title: str) -> Path | None:
     keys = [k for k in history[0] if k != xkey and number(history[0][k])]
     if not keys:
         return None
+    tags = [k for k in history[0] if isinstance(history[0][k], str)]
+    groups: dict[str, list[dict]] = {}
+    for h in history:
+        groups.setdefault(" ".join(str(h.get(t)) for t in tags), []).append(h)
     losses = [k for k in keys if "loss" in k]
     others = [k for k in keys if k not in losses]
     panels = [p for p in (losses, others) if p]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    xs = [h.get(xkey, i + 1) for i, h in enumerate(history)]
     for ax, series in zip(axes[0], panels):
-        for k in series:
-            ax.plot(xs, [h.get(k) if number(h.get(k)) else float("nan") for h in history], label=k)
+        for label, entries in groups.items():
+            xs = [h.get(xkey, i + 1) for i, h in enumerate(entries)]
+            for k in series:
+                ax.plot(xs, [h.get(k) if number(h.get(k)) else float("nan") for h in entries],
+                        label=f"{label} {k}".strip())
         ax.set_xlabel(xkey or "index")
-        ax.legend()
+        ax.legend(fontsize=7 if len(groups) * len(series) > 6 else 10)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()

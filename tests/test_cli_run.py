@@ -437,3 +437,22 @@ def test_exit_codes_in_a_subprocess(exp_dir, tmp_path):
     failed = subprocess.run(base + ["--set", "mode=fail_run"], capture_output=True, text=True, cwd=REPO, env=env)
     assert failed.returncode == 1 and "RuntimeError: boom in run" in failed.stderr
     assert strict_json((only_run_dir(tmp_path) / "status.json").read_text())["status"] == "failed"
+
+
+def test_history_curves_one_line_per_labelled_run(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.axes import Axes
+    drawn = []
+    plot = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda self, xs, ys, **kw: drawn.append((kw["label"], list(xs), list(ys)))
+                        or plot(self, xs, ys, **kw))
+    history = [{"run": "plain", "step": 10, "train_loss": 2.0, "dev_accuracy": 0.5},
+               {"run": "plain", "step": 20, "train_loss": 1.0, "dev_accuracy": None},
+               {"run": "bn", "step": 10, "train_loss": 1.5, "dev_accuracy": 0.6}]
+    assert cli.plot_history(history, tmp_path / "c.png", "t") == tmp_path / "c.png"
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    assert [d[:2] for d in drawn] == [("plain train_loss", [10, 20]), ("bn train_loss", [10]),
+                                      ("plain dev_accuracy", [10, 20]), ("bn dev_accuracy", [10])]
+    assert drawn[0][2] == [2.0, 1.0] and drawn[1][2] == [1.5]
+    assert drawn[2][2][0] == 0.5 and math.isnan(drawn[2][2][1]) and drawn[3][2] == [0.6]
