@@ -15,6 +15,11 @@ back-to-back runs at load 6-7: the NumPy loop's wall-clock rate falls further un
 contention than its CPU-time rate). Both loops are essentially single-threaded, so the
 CPU-time ratio is the load-independent figure; it counts every XLA thread against
 fnnet, so it does not flatter it.
+
+A third row, ``before``, is the same fnnet step compiled with the recurrence as it was
+before it became a ``custom_jvp`` (the custom VJP with a hand-written backward pass,
+``bench_rnn._vjp_rnn``, patched in for ``F.rnn_recurrence`` while the step is traced);
+the script also prints the median per-round ratio of the current step's time to it.
 """
 from __future__ import annotations
 
@@ -23,11 +28,17 @@ import statistics
 import sys
 import time
 
+import unittest.mock
+
 import jax
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from experiments import char_rnn  # noqa: E402
+from fnnet import functional as F  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_rnn import _vjp_rnn  # noqa: E402
 
 ROUNDS, NUMPY_ITERS, CHUNK = 7, 300, 2000
 
@@ -92,38 +103,66 @@ class NumpyMinCharRNN:
         return self.smooth_loss
 
 
+def before_recurrence(w_hh, h0, xp, *, lengths=None, unroll=1, activation="tanh"):
+    """``F.rnn_recurrence`` as it was: one unbatched sequence through the custom VJP."""
+    assert lengths is None and xp.ndim == 2
+    return _vjp_rnn(w_hh, h0, xp, None, unroll, activation)
+
+
+def compiled_step(config, train_ids, carry, recurrence=None):
+    step, _ = char_rnn.make_train_chunk(config, jax.numpy.asarray(train_ids), CHUNK)
+    if recurrence is None:
+        return step.lower(carry).compile()
+    with unittest.mock.patch.object(char_rnn.F, "rnn_recurrence", recurrence):
+        return step.lower(carry).compile()
+
+
 def main():
     config = char_rnn.Config()
     vocab, train_ids, _, _ = char_rnn.load_corpus(config)
     V = len(vocab)
     numpy_model = NumpyMinCharRNN(train_ids.tolist(), V)
-    carry = char_rnn.initial_carry(config, V, jax.random.key(0))
-    step, _ = char_rnn.make_train_chunk(config, jax.numpy.asarray(train_ids), CHUNK)
-    step = step.lower(carry).compile()
-    carry, out = step(carry)            # warm-up
-    jax.block_until_ready(out)
+    carry0 = char_rnn.initial_carry(config, V, jax.random.key(0))
+    steps = {"fnnet": compiled_step(config, train_ids, carry0),
+             "before": compiled_step(config, train_ids, carry0, before_recurrence)}
+    assert F.rnn_recurrence is not before_recurrence
+    carries = {}
+    for name, step in steps.items():
+        carries[name], out = step(carry0)            # warm-up
+        jax.block_until_ready(out)
     numpy_model.iterate(20)
-    np_rate, fn_rate, np_cpu, fn_cpu = [], [], [], []
-    for _ in range(ROUNDS):
+    np_rate, np_cpu = [], []
+    rate = {k: [] for k in steps}
+    cpu = {k: [] for k in steps}
+    for r in range(ROUNDS):
         t, c = time.perf_counter(), time.process_time()
         numpy_model.iterate(NUMPY_ITERS)
         np_rate.append(NUMPY_ITERS / (time.perf_counter() - t))
         np_cpu.append(NUMPY_ITERS / (time.process_time() - c))
-        t, c = time.perf_counter(), time.process_time()
-        carry, out = step(carry)
-        jax.block_until_ready(out)
-        fn_rate.append(CHUNK / (time.perf_counter() - t))
-        fn_cpu.append(CHUNK / (time.process_time() - c))
+        for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
+            t, c = time.perf_counter(), time.process_time()
+            carries[name], out = steps[name](carries[name])
+            jax.block_until_ready(out)
+            rate[name].append(CHUNK / (time.perf_counter() - t))
+            cpu[name].append(CHUNK / (time.process_time() - c))
     med = statistics.median
-    n, f = med(np_rate), med(fn_rate)
-    ratio = med(b / a for a, b in zip(np_rate, fn_rate))
-    cpu_ratio = med(b / a for a, b in zip(np_cpu, fn_cpu))
+    n, f = med(np_rate), med(rate["fnnet"])
+    ratio = med(b / a for a, b in zip(np_rate, rate["fnnet"]))
+    cpu_ratio = med(b / a for a, b in zip(np_cpu, cpu["fnnet"]))
+    before = med(b / a for a, b in zip(np_rate, rate["before"]))
+    new_over_old = med(b / a for a, b in zip(rate["fnnet"], rate["before"]))     # time ratio new / before
+    cpu_new_over_old = med(b / a for a, b in zip(cpu["fnnet"], cpu["before"]))
     print(f"load average {open('/proc/loadavg').read().split()[0]}")
     print(f"numpy min-char-rnn: {n:,.0f} it/s wall, {med(np_cpu):,.0f} it/s CPU (median of {ROUNDS})")
-    print(f"fnnet char_rnn:     {f:,.0f} it/s wall, {med(fn_cpu):,.0f} it/s CPU")
-    print(f"ratio fnnet / numpy (median of per-round ratios): {ratio:.1f}x wall, {cpu_ratio:.1f}x CPU time")
-    print(f"smoothed loss after the runs: numpy {numpy_model.smooth_loss:.1f}, fnnet {float(out[1][-1]):.1f}")
-    return {"numpy_its": n, "fnnet_its": f, "ratio": ratio, "cpu_ratio": cpu_ratio}
+    print(f"fnnet char_rnn:     {f:,.0f} it/s wall, {med(cpu['fnnet']):,.0f} it/s CPU")
+    print(f"before (custom VJP): {med(rate['before']):,.0f} it/s wall, {med(cpu['before']):,.0f} it/s CPU")
+    print(f"ratio fnnet / numpy (median of per-round ratios): {ratio:.1f}x wall, {cpu_ratio:.1f}x CPU time "
+          f"(before: {before:.1f}x wall)")
+    print(f"time per iteration, fnnet / before (median of per-round ratios): {new_over_old:.3f} wall, "
+          f"{cpu_new_over_old:.3f} CPU")
+    print(f"smoothed loss after the runs: numpy {numpy_model.smooth_loss:.1f}, fnnet {float(carries['fnnet'][4]):.1f}")
+    return {"numpy_its": n, "fnnet_its": f, "ratio": ratio, "cpu_ratio": cpu_ratio,
+            "new_over_before": new_over_old, "cpu_new_over_before": cpu_new_over_old}
 
 
 if __name__ == "__main__":

@@ -29,14 +29,15 @@ Imports: jax (and numpy, for the float0 cotangent of a mask).
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
+
+import operator
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from fnnet.functional._checks import bias_add, check_floating, check_rank
+from fnnet.functional.recurrent_fused import gru_fused, lstm_fused, rnn_fused
 
 __all__ = ["rnn_cell", "gru_cell", "lstm_cell", "rnn_sequence", "gru_sequence", "lstm_sequence",
            "rnn_recurrence", "scan", "sequence_mask", "reverse_padded", "last_valid"]
@@ -69,6 +70,46 @@ def _check_params(name: str, params: dict, gates: int, extra: tuple = ()) -> int
         if leaf in params and params[leaf].shape != shape(h):
             raise ValueError(f"{name}: expected {leaf} of shape {shape(h)}, got {params[leaf].shape}")
     return h
+
+
+def _describe(value) -> str:
+    """How a carry looks, for an error message: an array's shape or a tuple's leaves."""
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_describe(v) for v in value)
+        return f"a {type(value).__name__} of {len(value)} ({inner})"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"an array of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def _is_array(value) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, (tuple, list))
+
+
+def _check_structure(name: str, arg: str, carry, pair: bool) -> None:
+    """An LSTM's carry is a pair ``(h, c)`` of arrays; a GRU's or an RNN's one array ``h``."""
+    if pair:
+        ok = isinstance(carry, (tuple, list)) and len(carry) == 2 and all(_is_array(c) for c in carry)
+        want = "a pair (h, c) of arrays"
+    else:
+        ok = _is_array(carry)
+        want = "one array h"
+    if not ok:
+        raise ValueError(f"{name}: expected {arg} as {want}, got {_describe(carry)}")
+
+
+def _positive_int(name: str, what: str, value) -> int:
+    """``value`` as a Python int (NumPy integers accepted); floats and bools are refused."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected {what} as a positive int, got the bool {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected {what} as a positive int, got {value!r} "
+                        f"({type(value).__name__})") from None
+    if value < 1:
+        raise ValueError(f"{name}: expected {what} as a positive int, got {value}")
+    return value
 
 
 def _check_carry(name: str, carry, xs, hid: int) -> None:
@@ -152,6 +193,7 @@ def rnn_cell(params: dict, carry: jax.Array, x: jax.Array, *, activation: str = 
     """
     if activation not in _ACTIVATIONS:
         raise ValueError(f"rnn_cell: expected activation 'tanh' or 'relu', got {activation!r}")
+    _check_structure("rnn_cell", "carry", carry, pair=False)
     _check_params("rnn_cell", params, 1)
     _check_input("rnn_cell", params, x)
     return _rnn_recur(params, carry, _project(params, x), activation)
@@ -176,6 +218,7 @@ def gru_cell(params: dict, carry: jax.Array, x: jax.Array, *, reset_after: bool 
     Returns:
       ``(h', h')``.
     """
+    _check_structure("gru_cell", "carry", carry, pair=False)
     _check_params("gru_cell", params, 3)
     _check_input("gru_cell", params, x)
     return _gru_recur(params, carry, _project(params, x), reset_after)
@@ -203,6 +246,7 @@ def lstm_cell(params: dict, carry: tuple, x: jax.Array):
     Returns:
       ``((h', c'), h')``.
     """
+    _check_structure("lstm_cell", "carry", carry, pair=True)
     _check_params("lstm_cell", params, 4, (("w_peephole", lambda h: (3, h)),))
     _check_input("lstm_cell", params, x)
     return _lstm_recur(params, carry, _project(params, x))
@@ -292,6 +336,7 @@ def scan(cell: Callable, params: Any, carry: Any, xs: jax.Array, *, lengths: jax
       ``(final_carry, ys)`` with ``ys (N, T, ...)``.
     """
     _check_sequence("scan", xs, lengths)
+    unroll = _positive_int("scan", "unroll", unroll)
     padded_reverse = reverse and lengths is not None
     if padded_reverse:
         xs = reverse_padded(xs, lengths)
@@ -347,12 +392,14 @@ def rnn_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None,
     """
     _check_activation("rnn_sequence", activation)
     _check_impl("rnn_sequence", implementation)
+    _check_structure("rnn_sequence", "carry", carry, pair=False)
+    unroll = _positive_int("rnn_sequence", "unroll", unroll)
     hid = _check_params("rnn_sequence", params, 1)
     _check_carry("rnn_sequence", carry, xs, hid)
     if implementation == "fused":
         _check_input("rnn_sequence", params, xs)
         b = (params["b_ih"] + params["b_hh"]).reshape(1, 1, -1)
-        return _fused_sequence("rnn_sequence", lambda x, m: _rnn_fused(
+        return _fused_sequence("rnn_sequence", lambda x, m: rnn_fused(
             params["w_hh"], carry, x @ params["w_ih"] + b, m, unroll, activation), xs, lengths, reverse)
     return _sequence("rnn_sequence", lambda p, c, x: _rnn_recur(p, c, x, activation),
                      params, carry, xs, lengths, reverse, unroll)
@@ -374,6 +421,8 @@ def rnn_recurrence(w_hh: jax.Array, h0: jax.Array, xp: jax.Array, *, lengths=Non
     """
     name = "rnn_recurrence"
     _check_activation(name, activation)
+    _check_structure(name, "h0", h0, pair=False)
+    unroll = _positive_int(name, "unroll", unroll)
     check_rank(name, "hidden-to-hidden weights (h, h)", w_hh, 2)
     hid = h0.shape[-1] if h0.ndim else 0
     batched = h0.ndim == 2
@@ -386,9 +435,9 @@ def rnn_recurrence(w_hh: jax.Array, h0: jax.Array, xp: jax.Array, *, lengths=Non
         if lengths is not None:
             raise ValueError(f"{name}: lengths need a batch: h0 (N, h) and xp (N, T, h), got h0 {h0.shape}")
         check_floating(name, "input", xp)
-        return _rnn_fused(w_hh, h0, xp, None, unroll, activation)
+        return rnn_fused(w_hh, h0, xp, None, unroll, activation)
     _check_sequence(name, xp, lengths)
-    return _fused_sequence(name, lambda x, m: _rnn_fused(w_hh, h0, x, m, unroll, activation),
+    return _fused_sequence(name, lambda x, m: rnn_fused(w_hh, h0, x, m, unroll, activation),
                            xp, lengths, False)
 
 
@@ -408,11 +457,13 @@ def gru_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None,
     Returns ``(h_final, ys (N, T, h))``.
     """
     _check_impl("gru_sequence", implementation)
+    _check_structure("gru_sequence", "carry", carry, pair=False)
+    unroll = _positive_int("gru_sequence", "unroll", unroll)
     hid = _check_params("gru_sequence", params, 3)
     _check_carry("gru_sequence", carry, xs, hid)
     if implementation == "fused" and reset_after:
         _check_input("gru_sequence", params, xs)
-        return _fused_sequence("gru_sequence", lambda x, m: _gru_fused(
+        return _fused_sequence("gru_sequence", lambda x, m: gru_fused(
             params["w_ih"], params["w_hh"], params["b_ih"], params["b_hh"], carry, x, m, unroll),
             xs, lengths, reverse)
     return _sequence("gru_sequence", lambda p, c, x: _gru_recur(p, c, x, reset_after),
@@ -430,11 +481,14 @@ def lstm_sequence(params: dict, carry: tuple, xs: jax.Array, *, lengths=None, re
     Returns ``((h_final, c_final), ys (N, T, h))``.
     """
     _check_impl("lstm_sequence", implementation)
+    _check_structure("lstm_sequence", "carry", carry, pair=True)
+    carry = tuple(carry)
+    unroll = _positive_int("lstm_sequence", "unroll", unroll)
     hid = _check_params("lstm_sequence", params, 4, (("w_peephole", lambda h: (3, h)),))
     _check_carry("lstm_sequence", carry, xs, hid)
     if implementation == "fused" and "w_peephole" not in params:
         _check_input("lstm_sequence", params, xs)
-        return _fused_sequence("lstm_sequence", lambda x, m: _lstm_fused(
+        return _fused_sequence("lstm_sequence", lambda x, m: lstm_fused(
             params["w_ih"], params["w_hh"], params["b_ih"], params["b_hh"], carry[0], carry[1], x, m, unroll),
             xs, lengths, reverse)
     return _sequence("lstm_sequence", _lstm_recur, params, carry, xs, lengths, reverse, unroll)
@@ -443,235 +497,6 @@ def lstm_sequence(params: dict, carry: tuple, xs: jax.Array, *, lengths=None, re
 def _check_impl(name, implementation):
     if implementation not in ("fused", "scan"):
         raise ValueError(f"{name}: expected implementation 'fused' or 'scan', got {implementation!r}")
-
-
-# ---------------------------------------------------------------------------
-# Fused whole-sequence kernels with a hand-written backward pass
-#
-# Autodiff of ``lax.scan`` accumulates dW_hh inside the backward loop: every step adds
-# an (h, N) x (N, G*h) product into a (h, G*h) carry, so the weight gradient is read and
-# written T times. The custom VJPs below let the backward loop carry only (dh[, dc])
-# and emit the pre-activation gradients of every step; the weight gradients are then
-# one (h, T*N) x (T*N, G*h) matmul each, after the loop. Inputs are time-major here.
-
-def _mask3(mask_tm, like):
-    return None if mask_tm is None else mask_tm.astype(like.dtype).reshape(mask_tm.shape + (1,))
-
-
-def _masked(m, new, old):
-    return new if m is None else m * new + (1 - m) * old
-
-
-def _rnn_forward(w_hh, h0, xp, mask, unroll, activation, keep):
-    """The recurrence over time-major ``xp``: ``(h_T, ys, hs)``, where ``hs`` (with ``keep``)
-    are the carried states, which differ from the outputs ``ys`` only in a masked run."""
-    act = _ACTIVATIONS[activation]
-    m3 = _mask3(mask, xp)
-
-    def step(h, inp):
-        xp_t, m_t = inp
-        h_new = act(xp_t + h @ w_hh)
-        y = h_new if m_t is None else m_t * h_new
-        h = _masked(m_t, h_new, h)
-        return h, (y, h if keep and m_t is not None else None)
-
-    h, (ys, hs) = jax.lax.scan(step, h0, (xp, m3), unroll=unroll)
-    return h, ys, ys if hs is None else hs
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _rnn_fused(w_hh, h0, xp, mask, unroll, activation):
-    return _rnn_forward(w_hh, h0, xp, mask, unroll, activation, False)[:2]
-
-
-def _rnn_fused_fwd(w_hh, h0, xp, mask, unroll, activation):
-    h, ys, hs = _rnn_forward(w_hh, h0, xp, mask, unroll, activation, True)
-    return (h, ys), (w_hh, h0, mask, ys, hs)
-
-
-def _rnn_fused_bwd(unroll, activation, res, cts):
-    # act'(a_t) from the outputs: tanh' = 1 - y^2, relu' = [y > 0]. At a masked step the
-    # output is 0, but dh = 0 enters there, so da = 0 all the same.
-    w_hh, h0, mask, ys, hs = res
-    dh_T, dys = cts
-    m3 = _mask3(mask, dys)
-    w_hh_t = w_hh.T
-
-    def step(dh, inp):
-        dy, y, m_t = inp
-        d = dh + dy if m_t is None else m_t * (dh + dy)
-        da = d * (1 - y * y) if activation == "tanh" else d * (y > 0).astype(d.dtype)
-        dh_prev = da @ w_hh_t
-        if m_t is not None:
-            dh_prev = dh_prev + (1 - m_t) * dh
-        return dh_prev, da
-
-    dh0, da = jax.lax.scan(step, dh_T, (dys, ys, m3), reverse=True, unroll=unroll)
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-    hid = h0.shape[-1]
-    d_w_hh = h_prev.reshape(-1, hid).T @ da.reshape(-1, hid)
-    d_mask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
-    return d_w_hh, dh0, da, d_mask
-
-
-_rnn_fused.defvjp(_rnn_fused_fwd, _rnn_fused_bwd)
-
-
-def _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, keep):
-    """The LSTM over time-major ``xs``; with ``keep``, also the residuals of the backward
-    pass: every step's pre-activations ``a_t``, carried cell state ``c_t`` and (masked
-    runs only; unmasked, they are the outputs) carried hidden state ``h_t``."""
-    hid = h0.shape[-1]
-    b = (b_ih + b_hh).reshape(1, -1)
-    w = jnp.concatenate([w_ih, w_hh], axis=0)       # (F + h, 4h): one dot per step
-    m3 = _mask3(mask, xs)
-
-    def step(carry, inp):
-        h, c = carry
-        x_t, m_t = inp
-        a = jnp.concatenate([x_t, h], axis=-1) @ w + b
-        i, f, gg, o = _lstm_gates(a, hid)
-        c_new = f * c + i * gg
-        h_new = o * jnp.tanh(c_new)
-        y = h_new if m_t is None else m_t * h_new
-        h, c = _masked(m_t, h_new, h), _masked(m_t, c_new, c)
-        res = None
-        if keep:
-            res = (a, c) if m_t is None else (a, c, h)
-        return (h, c), (y, res)
-
-    (h, c), (ys, res) = jax.lax.scan(step, (h0, c0), (xs, m3), unroll=unroll)
-    return (h, c), ys, res
-
-
-def _lstm_gates(a, hid):
-    """``i, f, g, o`` from the pre-activations ``a = [x, h] W + b`` (PyTorch's order)."""
-    return (jax.nn.sigmoid(a[:, :hid]), jax.nn.sigmoid(a[:, hid:2 * hid]),
-            jnp.tanh(a[:, 2 * hid:3 * hid]), jax.nn.sigmoid(a[:, 3 * hid:]))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(8,))
-def _lstm_fused(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll):
-    (h, c), ys, _ = _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, False)
-    return (h, c), ys
-
-
-def _lstm_fused_fwd(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll):
-    (h, c), ys, res = _lstm_forward(w_ih, w_hh, b_ih, b_hh, h0, c0, xs, mask, unroll, True)
-    hs = ys if mask is None else res[2]
-    return ((h, c), ys), (w_ih, w_hh, h0, c0, xs, mask, res[0], res[1], hs)
-
-
-def _lstm_fused_bwd(unroll, res, cts):
-    # The forward stores three arrays per step (pre-activations, carried c and the
-    # outputs); the gates are recomputed here, and c_{t-1} and h_{t-1} are the stored
-    # states shifted by one step. At a masked step dh = dc = 0 enter, so da = 0 whatever
-    # the carried c there holds.
-    w_ih, w_hh, h0, c0, xs, mask, pre, cs, hs = res
-    (dh_T, dc_T), dys = cts
-    hid = dh_T.shape[-1]
-    m3 = _mask3(mask, dys)
-    w_hh_t = w_hh.T
-    c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
-
-    def step(carry, inp):
-        dh, dc = carry
-        dy, a, c, cp, m_t = inp
-        i, f, gg, o = _lstm_gates(a, hid)
-        if m_t is None:
-            dh_new, dc_new = dh + dy, dc
-        else:
-            dh_new, dc_new = m_t * (dh + dy), m_t * dc
-        tc = jnp.tanh(c)
-        dc_tot = dc_new + dh_new * o * (1 - tc * tc)
-        da = jnp.concatenate([dc_tot * gg * i * (1 - i), dc_tot * cp * f * (1 - f),
-                              dc_tot * i * (1 - gg * gg), dh_new * tc * o * (1 - o)], axis=-1)
-        dh_prev = da @ w_hh_t
-        dc_prev = dc_tot * f
-        if m_t is not None:
-            dh_prev = dh_prev + (1 - m_t) * dh
-            dc_prev = dc_prev + (1 - m_t) * dc
-        return (dh_prev, dc_prev), da
-
-    (dh0, dc0), da = jax.lax.scan(step, (dh_T, dc_T), (dys, pre, cs, c_prev, m3), reverse=True,
-                                  unroll=unroll)
-    fin = w_ih.shape[0]
-    da2 = da.reshape(-1, 4 * hid)
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-    d_w_ih = xs.reshape(-1, fin).T @ da2
-    d_w_hh = h_prev.reshape(-1, hid).T @ da2
-    d_b = jnp.sum(da2, axis=0)
-    d_xs = (da2 @ w_ih.T).reshape(da.shape[:2] + (fin,))
-    d_mask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
-    return d_w_ih, d_w_hh, d_b, d_b, dh0, dc0, d_xs, d_mask
-
-
-_lstm_fused.defvjp(_lstm_fused_fwd, _lstm_fused_bwd)
-
-
-def _gru_forward(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll, keep):
-    hid = h0.shape[-1]
-    m3 = _mask3(mask, xs)
-    b = b_hh.reshape(1, -1)
-    bi = b_ih.reshape(1, -1)
-
-    def step(h, inp):
-        x_t, m_t = inp
-        xp_t = x_t @ w_ih + bi
-        gh = h @ w_hh + b
-        r = jax.nn.sigmoid(xp_t[:, :hid] + gh[:, :hid])
-        z = jax.nn.sigmoid(xp_t[:, hid:2 * hid] + gh[:, hid:2 * hid])
-        n = jnp.tanh(xp_t[:, 2 * hid:] + r * gh[:, 2 * hid:])
-        h_new = (1 - z) * n + z * h
-        y = h_new if m_t is None else m_t * h_new
-        res = jnp.concatenate([r, z, n, gh[:, 2 * hid:]], axis=-1) if keep else None
-        return _masked(m_t, h_new, h), (y, h, res)
-
-    h, (ys, h_prev, res) = jax.lax.scan(step, h0, (xs, m3), unroll=unroll)
-    return h, ys, h_prev, res
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
-def _gru_fused(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll):
-    h, ys, _, _ = _gru_forward(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll, False)
-    return h, ys
-
-
-def _gru_fused_fwd(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll):
-    h, ys, h_prev, res = _gru_forward(w_ih, w_hh, b_ih, b_hh, h0, xs, mask, unroll, True)
-    return (h, ys), (w_ih, w_hh, xs, mask, h_prev, res)
-
-
-def _gru_fused_bwd(unroll, res, cts):
-    w_ih, w_hh, xs, mask, h_prev, gates = res
-    dh_T, dys = cts
-    hid = dh_T.shape[-1]
-    m3 = _mask3(mask, xs)
-    w_hh_t = w_hh.T
-
-    def step(dh, inp):
-        dy, g, hp, m_t = inp
-        r, z, n, ghn = g[:, :hid], g[:, hid:2 * hid], g[:, 2 * hid:3 * hid], g[:, 3 * hid:]
-        d = dh + dy if m_t is None else m_t * (dh + dy)
-        dan = d * (1 - z) * (1 - n * n)
-        daz = d * (hp - n) * z * (1 - z)
-        dar = dan * ghn * r * (1 - r)
-        dgh = jnp.concatenate([dar, daz, dan * r], axis=-1)
-        dxp = jnp.concatenate([dar, daz, dan], axis=-1)
-        dh_prev = d * z + dgh @ w_hh_t
-        if m_t is not None:
-            dh_prev = dh_prev + (1 - m_t) * dh
-        return dh_prev, (dgh, dxp)
-
-    dh0, (dgh, dxp) = jax.lax.scan(step, dh_T, (dys, gates, h_prev, m3), reverse=True, unroll=unroll)
-    d_w_hh = jnp.einsum("tnh,tng->hg", h_prev, dgh)
-    d_w_ih = jnp.einsum("tnf,tng->fg", xs, dxp)
-    d_xs = jnp.einsum("tng,fg->tnf", dxp, w_ih)
-    d_mask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
-    return d_w_ih, d_w_hh, jnp.sum(dxp, axis=(0, 1)), jnp.sum(dgh, axis=(0, 1)), dh0, d_xs, d_mask
-
-
-_gru_fused.defvjp(_gru_fused_fwd, _gru_fused_bwd)
 
 
 def _fused_sequence(name, run, xs, lengths, reverse):

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 from typing import Any, Callable, Sequence
 
 import jax
@@ -91,10 +92,22 @@ def _fused_init(key, shape_in: int, hidden: int, gates: int, kernel_init, recurr
             "b_hh": bias_init(jax.random.fold_in(k_b, 1), (gates * hidden,), dtype)}
 
 
+def _positive_int(name: str, what: str, value) -> int:
+    """``value`` as a Python int (NumPy integers accepted); floats and bools are refused."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a positive int {what}, got the bool {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected a positive int {what}, got {value!r} ({type(value).__name__})") from None
+    if value < 1:
+        raise ValueError(f"{name}: expected a positive int {what}, got {value}")
+    return value
+
+
 def _make_cell(name, hidden, gates, step, sequence, kernel_init, recurrent_init, bias_init, dtype,
                lstm_carry=False, extra_init=None) -> Cell:
-    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
-        raise ValueError(f"{name}: expected a positive int hidden size, got {hidden!r}")
+    hidden = _positive_int(name, "hidden size", hidden)
     kernel_init = kernel_init or initializers.xavier_uniform()
     recurrent_init = recurrent_init or initializers.orthogonal()
     bias_init = bias_init or initializers.zeros()
@@ -163,6 +176,8 @@ def lstm_cell(hidden: int, *, peephole: bool = False, forget_bias: float = 0.0, 
     ``b_ih`` at init (1.0 is Jozefowicz et al., 2015's advice; PyTorch uses 0).
     Initialisers as in :func:`rnn_cell`.
     """
+    hidden = _positive_int(name, "hidden size", hidden)
+
     def extra(key, params):
         del key
         if forget_bias:
@@ -204,9 +219,31 @@ def _dropout(x, rate, key):
     return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
 
 
-def _one_direction(cell: Cell, params, xs, lengths, carry, reverse, unroll, key):
+def _describe(tree) -> str:
+    """A carry's structure for an error message: arrays by shape, tuples by their entries."""
+    if isinstance(tree, (tuple, list)):
+        return f"a {type(tree).__name__} of {len(tree)} (" + ", ".join(_describe(t) for t in tree) + ")"
+    if hasattr(tree, "shape") and hasattr(tree, "dtype"):
+        return f"an array of shape {tuple(tree.shape)}"
+    return f"a {type(tree).__name__}"
+
+
+def _check_initial_carry(name: str, cell: Cell, params, carry, spec) -> None:
+    """A given initial carry has the structure of the cell's own (LSTM: a pair (h, c))."""
+    want = jax.eval_shape(cell.initial_carry, params, spec)
+    if jax.tree.structure(carry) != jax.tree.structure(want) or not all(
+            hasattr(leaf, "shape") for leaf in jax.tree.leaves(carry)):
+        pair = "a pair (h, c), " if "lstm" in cell.name else ""
+        raise ValueError(f"{name}: expected initial_carry structured like the carry of {cell.name}, "
+                         f"{pair}{_describe(want)}; got {_describe(carry)}")
+
+
+def _one_direction(cell: Cell, params, xs, lengths, carry, reverse, unroll, key, name="rnn"):
+    spec = jax.ShapeDtypeStruct(xs.shape[:1] + xs.shape[2:], xs.dtype)
     if carry is None:
-        carry = cell.initial_carry(params, jax.ShapeDtypeStruct(xs.shape[:1] + xs.shape[2:], xs.dtype))
+        carry = cell.initial_carry(params, spec)
+    else:
+        _check_initial_carry(name, cell, params, carry, spec)
     if cell.sequence is not None:
         try:
             return cell.sequence(params, carry, xs, lengths=lengths, reverse=reverse, unroll=unroll)
@@ -222,8 +259,7 @@ def _recurrent(name: str, layers: Sequence, *, dropout: float, merge: str, retur
         raise ValueError(f"{name}: expected dropout in [0, 1), got {dropout!r}")
     if merge not in ("concat", "sum"):
         raise ValueError(f"{name}: expected merge='concat' or 'sum', got {merge!r}")
-    if not isinstance(unroll, int) or unroll < 1:
-        raise ValueError(f"{name}: expected unroll as a positive int, got {unroll!r}")
+    unroll = _positive_int(name, "unroll", unroll)
     for layer in layers:
         for c in (layer if isinstance(layer, tuple) else (layer,)):
             if not isinstance(c, Cell):
@@ -264,10 +300,13 @@ def _recurrent(name: str, layers: Sequence, *, dropout: float, merge: str, retur
             c0 = (carry[i] if nested else carry) if carry is not None else None
             if isinstance(layer, tuple):
                 c0 = (None, None) if c0 is None else c0
+                if not (isinstance(c0, tuple) and len(c0) == 2):
+                    raise ValueError(f"{name}: expected initial_carry of a bidirectional layer as a pair "
+                                     f"(forward, backward), got {_describe(c0)}")
                 cf, yf = _one_direction(layer[0], p["forward"], xs, lengths, c0[0], False, unroll,
-                                        None if k is None else jax.random.fold_in(k, 0))
+                                        None if k is None else jax.random.fold_in(k, 0), name)
                 cb, yb = _one_direction(layer[1], p["backward"], xs, lengths, c0[1], True, unroll,
-                                        None if k is None else jax.random.fold_in(k, 1))
+                                        None if k is None else jax.random.fold_in(k, 1), name)
                 finals.append((cf, cb))
                 if merge == "concat":
                     ys = jnp.concatenate([yf, yb], axis=-1)
@@ -275,7 +314,7 @@ def _recurrent(name: str, layers: Sequence, *, dropout: float, merge: str, retur
                 else:
                     ys, y_last = yf + yb, F.last_valid(yf, lengths) + yb[:, 0]
             else:
-                cf, ys = _one_direction(layer, p, xs, lengths, c0, reverse, unroll, k)
+                cf, ys = _one_direction(layer, p, xs, lengths, c0, reverse, unroll, k, name)
                 finals.append(cf)
                 y_last = ys[:, 0] if reverse else F.last_valid(ys, lengths)
             if dropout and train and i < len(layers) - 1:
@@ -330,8 +369,7 @@ def bidirectional(forward: Cell, backward: Cell | None = None, *, merge: str = "
 
 
 def _layers(make: Callable[[], Cell], num_layers: int, bidirectional: bool, name: str) -> list:
-    if not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"{name}: expected num_layers as a positive int, got {num_layers!r}")
+    num_layers = _positive_int(name, "num_layers", num_layers)
     return [(make(), make()) if bidirectional else make() for _ in range(num_layers)]
 
 

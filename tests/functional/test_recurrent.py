@@ -263,3 +263,28 @@ def test_errors_name_the_kernel(rng):
             seq(q, carry, jnp.zeros((2, 3, FIN)))
     with pytest.raises(ValueError, match="expected lengths of shape"):
         F.lstm_sequence(p, (jnp.zeros((2, H)),) * 2, jnp.zeros((2, 3, FIN)), lengths=jnp.array([1, 2, 3]))
+
+
+def test_carry_structure_and_integer_arguments(rng):
+    p4 = jax.tree.map(jnp.asarray, make_params(rng, FIN, H, 4))
+    p1 = jax.tree.map(jnp.asarray, make_params(rng, FIN, H, 1))
+    h = jnp.zeros((2, H))
+    xs = jnp.asarray(rng.normal(size=(2, 3, FIN)))
+    with pytest.raises(ValueError, match=r"lstm_sequence: expected carry as a pair \(h, c\) of arrays, "
+                                         r"got an array of shape \(2, 5\)"):
+        F.lstm_sequence(p4, h, xs)
+    with pytest.raises(ValueError, match=r"lstm_cell: expected carry as a pair \(h, c\) of arrays, got a tuple of 3"):
+        F.lstm_cell(p4, (h, h, h), xs[:, 0])
+    with pytest.raises(ValueError, match=r"rnn_sequence: expected carry as one array h, got a tuple of 2"):
+        F.rnn_sequence(p1, (h, h), xs)
+    with pytest.raises(ValueError, match=r"rnn_recurrence: expected h0 as one array h, got a list of 1"):
+        F.rnn_recurrence(jnp.zeros((H, H)), [h], jnp.zeros((2, 3, H)))
+    # NumPy integers work where Python ints do; floats and bools are refused
+    want = F.lstm_sequence(p4, (h, h), xs, unroll=2)
+    got = F.lstm_sequence(p4, [h, h], xs, unroll=np.int64(2))
+    np.testing.assert_array_equal(got[1], want[1])
+    for bad in (2.0, True):
+        with pytest.raises(TypeError, match="gru_sequence: expected unroll as a positive int"):
+            F.gru_sequence(jax.tree.map(jnp.asarray, make_params(rng, FIN, H, 3)), h, xs, unroll=bad)
+    with pytest.raises(ValueError, match="scan: expected unroll as a positive int, got 0"):
+        F.scan(F.rnn_cell, p1, h, xs, unroll=np.int32(0))

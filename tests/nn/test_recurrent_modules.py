@@ -168,3 +168,45 @@ def test_errors():
         model.init(jax.random.key(0), {"inputs": jnp.zeros((2, 3, 1)), "length": 3})
     with pytest.raises(TypeError, match="expected a Cell"):
         nn.rnn(nn.dense(3))
+
+
+def test_initial_carry_structure_is_checked():
+    xs = jnp.zeros((2, 3, 4))
+    h = jnp.zeros((2, 5))
+    cases = [(nn.lstm(5), h, r"lstm: expected initial_carry structured like the carry of lstm_cell, "
+                             r"a pair \(h, c\), a tuple of 2 \(an array of shape \(2, 5\), .*got an array of shape \(2, 5\)"),
+             (nn.gru(5), (h, h), r"gru: expected initial_carry .* an array of shape \(2, 5\); got a tuple of 2"),
+             (nn.simple_rnn(5), (h,), r"simple_rnn: expected initial_carry .*; got a tuple of 1"),
+             (nn.lstm(5, bidirectional=True), (h, h),
+              r"lstm: expected initial_carry structured like the carry of lstm_cell"),
+             (nn.gru(5, bidirectional=True), h, r"gru: expected initial_carry of a bidirectional layer as a pair "
+                                                r"\(forward, backward\), got an array")]
+    for model, carry, message in cases:
+        params, _ = model.init(jax.random.key(0), xs)
+        with pytest.raises(ValueError, match=message):
+            model.apply(params, {}, {"inputs": xs, "initial_carry": carry})
+    # the right structure runs, and gives the same as no initial carry (zeros)
+    model = nn.lstm(5)
+    params, _ = model.init(jax.random.key(0), xs)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4)), jnp.float32)
+    np.testing.assert_array_equal(model.apply(params, {}, {"inputs": x, "initial_carry": (h, h)})[0],
+                                  model.apply(params, {}, x)[0])
+
+
+def test_numpy_integers_accepted_floats_and_bools_refused():
+    xs = jnp.zeros((2, 3, 4))
+    a = nn.lstm(np.int64(5), num_layers=np.int32(2), unroll=np.int64(2))
+    b = nn.lstm(5, num_layers=2, unroll=2)
+    pa, _ = a.init(jax.random.key(0), xs)
+    pb, _ = b.init(jax.random.key(0), xs)
+    jax.tree.map(np.testing.assert_array_equal, pa, pb)
+    assert pa["1"]["w_hh"].shape == (5, 20)
+    assert nn.gru_cell(np.uint8(3)).init(jax.random.key(0), jnp.zeros((1, 2)))["w_hh"].shape == (3, 9)
+    for make, message in ((lambda: nn.lstm(5.0), r"lstm_cell: expected a positive int hidden size, got 5.0 \(float\)"),
+                          (lambda: nn.gru_cell(True), "gru_cell: expected a positive int hidden size, got the bool"),
+                          (lambda: nn.simple_rnn(4, num_layers=2.0), "simple_rnn: expected a positive int num_layers"),
+                          (lambda: nn.rnn(nn.lstm_cell(3), unroll=1.5), r"expected a positive int unroll, got 1.5")):
+        with pytest.raises(TypeError, match=message):
+            make()
+    with pytest.raises(ValueError, match="lstm: expected a positive int num_layers, got 0"):
+        nn.lstm(3, num_layers=np.int64(0))
