@@ -49,7 +49,7 @@ from fnnet.train.checkpoint import (CheckpointError, _entries, _flatten_to_array
                                     _write_arrays)
 from fnnet.train.step import make_eval_step, make_train_step
 
-__all__ = ["EarlyStopping", "FitResult", "fit", "evaluate"]
+__all__ = ["EarlyStopping", "FitResult", "fit", "fit_population", "evaluate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -412,44 +412,149 @@ def _stepwise(step_fn, order: _BatchOrder, x, y, each: bool = False):
     return run
 
 
-def _compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: _BatchOrder, x, y):
-    """Steps ``[start, end)`` as one compiled ``lax.scan`` per epoch piece: the batch
-    indices come from the epoch's permutation inside the program. A smaller last batch
-    of an epoch runs as a separate step."""
+def _compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: _BatchOrder, x, y,
+                    members: bool = False):
+    """Steps ``[start, end)`` as one compiled program per epoch piece: a ``lax.scan`` over
+    the full batches, whose indices come from the epoch's permutation inside the
+    program, then the smaller last batch if the piece reaches it. With ``members`` the
+    program is ``jax.vmap``-ed over a leading axis of ``order.key``, params, state and
+    optimizer state (one key stream per member, the data shared)."""
     step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook, jit=False)
     bs, full = order.batch_size, order.n // order.batch_size
 
-    @functools.partial(jax.jit, static_argnums=(0, 1))
-    def scan_steps(i0, i1, perm, step_key, params, state, opt_state):
+    def piece(i0, i1, epoch, key, params, state, opt_state):
+        perm = (jax.random.permutation(jax.random.fold_in(key, 2 * epoch), order.n) if order.shuffle
+                else jnp.arange(order.n))
+        step_key = jax.random.fold_in(key, 2 * epoch + 1)
+
         def body(carry, i):
             idx = jax.lax.dynamic_slice_in_dim(perm, i * bs, bs)
             p, s, o, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, i))
             return (p, s, o), loss
-        (params, state, opt_state), losses = jax.lax.scan(body, (params, state, opt_state),
-                                                          jnp.arange(i0, i1))
-        return params, state, opt_state, losses
 
-    jit_step = jax.jit(step)
+        carry, losses = (params, state, opt_state), []
+        if i0 < min(i1, full):
+            carry, scanned = jax.lax.scan(body, carry, jnp.arange(i0, min(i1, full)))
+            losses.append(scanned)
+        if i1 > full:  # the smaller last batch
+            idx = perm[full * bs:]
+            *carry, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, full))
+            losses.append(loss[None])
+        return (*carry, jnp.concatenate(losses, axis=-1))
+
+    if members:
+        program = jax.jit(lambda i0, i1, *args: jax.vmap(functools.partial(piece, i0, i1),
+                                                         in_axes=(None, 0, 0, 0, 0))(*args),
+                          static_argnums=(0, 1))
+    else:
+        program = jax.jit(piece, static_argnums=(0, 1))
 
     def run(start, end, params, state, opt_state, bar):
         losses = []
         for epoch, i0, i1 in order.pieces(start, end):
-            perm = order.permutation(epoch)
-            step_key = jax.random.fold_in(order.key, 2 * epoch + 1)
-            j1 = min(i1, full)
-            if i0 < j1:
-                params, state, opt_state, piece = scan_steps(i0, j1, perm, step_key, params, state, opt_state)
-                losses.append(piece)
-            if i1 > full:  # the smaller last batch
-                idx = perm[full * bs:]
-                params, state, opt_state, loss = jit_step(params, state, opt_state, x[idx], y[idx],
-                                                          jax.random.fold_in(step_key, full))
-                losses.append(loss[None])
+            params, state, opt_state, piece_losses = program(i0, i1, epoch, order.key, params, state,
+                                                              opt_state)
+            losses.append(piece_losses)
             if bar is not None:
                 bar.update(i1 - i0)
-        return params, state, opt_state, jnp.concatenate(losses)
+        return params, state, opt_state, jnp.concatenate(losses, axis=-1)
 
     return run
+
+
+def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, train_data, *,
+                   keys, batch_size: int, epochs: int | None = None, steps: int | None = None,
+                   eval_every: int | None = None, dev_data=None, shuffle: bool = True,
+                   drop_last: bool = False, metrics: Mapping[str, Callable] | None = None,
+                   penalty: Callable | None = None, batch_hook: Callable | None = None,
+                   opt_state=None, progress: bool | None = None,
+                   log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None) -> FitResult:
+    """:func:`fit` for a population of ``P`` models trained side by side as one program.
+
+    ``params`` and ``state`` carry a leading axis of ``P`` members (e.g.
+    ``jax.vmap(lambda k: model.init(k, x))(keys)``) and ``keys`` is ``(P,)`` keys
+    (``jax.random.split(key, P)``). Member ``m`` follows exactly the key stream that
+    ``fit(..., key=keys[m], compile_epochs=True)`` follows (its own data order, dropout
+    and hook randomness) on the shared data; every period's steps run as one
+    ``jax.vmap``-ed ``lax.scan``, so the whole population costs one dispatch per
+    period. Seeds differ through ``keys`` and ``params``; configurations that are
+    arrays (a per-member learning rate inside ``optimizer``'s state, a per-member
+    penalty weight) can be vmapped the same way.
+
+    History entries hold one value per member (lists of ``P`` floats). No early
+    stopping or checkpoints here: train a member alone with :func:`fit` for those.
+
+    Returns:
+      A :class:`FitResult` whose params, state and opt_state have the leading axis ``P``.
+    """
+    x_train, y_train = (jnp.asarray(a) for a in train_data)
+    dev = None if dev_data is None else tuple(jnp.asarray(a) for a in dev_data)
+    keys = jnp.asarray(keys) if not isinstance(keys, jax.Array) else keys
+    if keys.ndim != 1:
+        raise ValueError(f"fit_population: expected keys of shape (P,), got {keys.shape}")
+    size = keys.shape[0]
+    for what, tree in (("params", params), ("state", state)):
+        for leaf in jax.tree.leaves(tree):
+            if jnp.ndim(leaf) < 1 or jnp.shape(leaf)[0] != size:
+                raise ValueError(f"fit_population: expected every {what} leaf to lead with the "
+                                 f"population axis of {size} (the keys), got shape {jnp.shape(leaf)}")
+    first = jax.tree.map(lambda a: a[0], (params, state))
+    _check_data("train_data", model, *first, x_train, y_train)
+    if dev is not None:
+        _check_data("dev_data", model, *first, *dev)
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
+        raise ValueError(f"fit_population: expected batch_size >= 1, got {batch_size!r}")
+    if drop_last and len(x_train) < batch_size:
+        raise ValueError(f"fit_population: drop_last with batch_size {batch_size} > {len(x_train)} "
+                         "examples leaves no batch")
+    steps_per_epoch = len(x_train) // batch_size if drop_last else math.ceil(len(x_train) / batch_size)
+    total = _budget(epochs, steps, steps_per_epoch)
+    period = steps_per_epoch if eval_every is None else int(eval_every)
+    logs = [] if log is None else [log] if callable(log) else list(log)
+    if opt_state is None:
+        opt_state = jax.vmap(optimizer.init)(params)
+    order = _BatchOrder(keys, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
+    run_steps = _compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
+                                members=True)
+    eval_fn = jax.vmap(make_eval_step(model, loss_fn, metrics), in_axes=(0, 0, None, None))
+    history, done = [], 0
+    bar = _progress_bar(progress, total, 0)
+    try:
+        while done < total:
+            end = min((done // period + 1) * period, total)
+            params, state, opt_state, losses = run_steps(done, end, params, state, opt_state, bar)
+            losses = np.asarray(losses)
+            if not np.all(np.isfinite(losses)):
+                member = int(np.argmax(~np.all(np.isfinite(losses), axis=1)))
+                raise FloatingPointError(f"fit_population: member {member}'s training loss became "
+                                         f"non-finite between steps {done} and {end}")
+            epoch = -(-end // steps_per_epoch)
+            entry = {"epoch": epoch} if eval_every is None else {"step": end, "epoch": epoch}
+            entry["train_loss"] = losses.mean(axis=1).tolist()
+            if dev is not None:
+                entry.update({f"dev_{k}": v.tolist()
+                              for k, v in _evaluate_members(eval_fn, params, state, *dev).items()})
+            if metrics:
+                values = _evaluate_members(eval_fn, params, state, x_train, y_train)
+                entry.update({f"train_{k}": v.tolist() for k, v in values.items() if k != "loss"})
+            history.append(entry)
+            done = end
+            for fn in logs:
+                fn(entry)
+    finally:
+        if bar is not None:
+            bar.close()
+    return FitResult(params, state, opt_state, history)
+
+
+def _evaluate_members(evaluate_step: Callable, params, state, x, y, batch_size: int = 1024) -> dict:
+    """:func:`evaluate` for a population: each metric as a ``(P,)`` array."""
+    totals: dict = {}
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        for name, value in evaluate_step(params, state, xb, yb).items():
+            totals[name] = totals.get(name, 0.0) + np.asarray(value, np.float64) * len(xb)
+    return {name: total / len(x) for name, total in totals.items()}
 
 
 @jax.jit

@@ -21,13 +21,14 @@ def mse(out, y):
     return jnp.mean((out[:, 0] - y) ** 2)
 
 
-def reference_sgd(x, y, key, lr, batch_size, total_steps, drop_last, hook=None):
+def reference_sgd(x, y, key, lr, batch_size, total_steps, drop_last, hook=None, start=0.0):
     """SGD on ``y ~ x w + b`` written out: epoch e's order is
     ``permutation(fold_in(key, 2e), n)``; the hook's key is
-    ``fold_in(fold_in(fold_in(key, 2e + 1), i), HOOK_STREAM)``. Returns (w, b, losses)."""
+    ``fold_in(fold_in(fold_in(key, 2e + 1), i), HOOK_STREAM)``; weights start at ``start``.
+    Returns (w, b, losses)."""
     n = len(x)
     per_epoch = n // batch_size if drop_last else -(-n // batch_size)
-    w, b = np.zeros(3), 0.0
+    w, b = np.full(3, start), start
     out = []
     for t in range(total_steps):
         e, i = divmod(t, per_epoch)
@@ -186,3 +187,26 @@ def test_log_takes_several_callbacks_and_progress_is_off_when_not_a_terminal(cap
               batch_size=10, log=[seen_a.append, lambda e: seen_b.append(e["epoch"])])
     assert [e["epoch"] for e in seen_a] == seen_b == [1, 2]
     assert "fit:" not in capsys.readouterr().err  # stderr is captured, not a terminal: no bar
+
+
+def test_population_members_follow_their_own_key_streams(x64):
+    """Each member of ``fit_population`` equals the written-out SGD loop with its key."""
+    x, y = linear_problem()
+    m = linear_model()
+    key_data = jax.random.key_data(jax.random.split(jax.random.key(7), 3))
+    keys = jax.random.wrap_key_data(key_data)
+    params, state = jax.vmap(lambda k: m.init(k, x))(jax.random.split(jax.random.key(8), 3))
+    params = jax.tree.map(lambda a: a + jnp.arange(3.0).reshape((3,) + (1,) * (a.ndim - 1)), params)
+    result = train.fit_population(m, mse, optim.sgd(0.05), params, state, (x, y), keys=keys, steps=9,
+                                  batch_size=6, eval_every=5, progress=False)
+    assert [h["step"] for h in result.history] == [5, 9]
+    for member in range(3):
+        w, b, ref_losses = reference_sgd(x, y, jax.random.wrap_key_data(key_data[member]), 0.05, 6, 9,
+                                         False, start=float(member))
+        np.testing.assert_allclose(result.params["kernel"][member, :, 0], w, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(result.params["bias"][member, 0], b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(result.history[1]["train_loss"][member], ref_losses[5:].mean(), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"lead with the population axis of 2 \(the keys\), got shape \(3, 1\)"):
+        train.fit_population(m, mse, optim.sgd(0.05), params, state, (x, y),
+                             keys=jax.random.wrap_key_data(key_data[:2]), steps=2,
+                             batch_size=6, progress=False)
