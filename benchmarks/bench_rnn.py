@@ -1,18 +1,22 @@
-"""LSTM and GRU train steps: fnnet against a straightforward JAX scan and PyTorch.
+"""LSTM, GRU and Elman RNN train steps: fnnet against a straightforward JAX scan and PyTorch.
 
-One train step: a one-layer LSTM (or GRU) over a batch-major sequence (N=32, T=64,
+One train step: a one-layer LSTM (or GRU, or tanh RNN) over a batch-major sequence (N=32, T=64,
 F=64, hidden 256), the mean squared error of all outputs against a fixed target, the
 gradient of every weight, and an SGD update. Variants, all in one process:
 
 - ``jax_scan``: a straightforward JAX model, ``lax.scan`` of the whole cell (``x_t W_ih``
   inside the loop), differentiated by JAX.
-- ``jax_hoisted``: the same with the input projection ``x W_ih`` of all steps hoisted
-  out of the loop as one big matmul (what Flax's ``OptimizedLSTMCell`` does).
+- ``jax_hoisted`` (LSTM, GRU): the same with the input projection ``x W_ih`` of all steps
+  hoisted out of the loop as one big matmul (what Flax's ``OptimizedLSTMCell`` does).
 - ``fnnet_scan``: ``fnnet.functional.lstm_sequence(..., implementation="scan")``, the
   scan differentiated by JAX.
-- ``fnnet``: the default ``implementation="fused"``: the same forward, and a custom VJP
-  whose backward loop carries only ``dh`` (``dc``) and computes the weight gradients as
-  matmuls over all time steps.
+- ``fnnet``: the default ``implementation="fused"`` (``fnnet/functional/recurrent_fused.py``):
+  the same forward, in a ``custom_jvp`` whose tangent map JAX transposes into a backward
+  loop that carries only ``dh`` (``dc``), with the weight gradients as matmuls over all
+  time steps; forward mode (jvp, jacfwd, hessian) works through it.
+- ``fnnet_vjp``: the "before" row, the fused kernels as they were until they became
+  ``custom_jvp`` functions: a ``custom_vjp`` with a hand-written backward pass (no
+  forward mode), copied below verbatim. The ``/fnnet_vjp`` column is the ratio new/old.
 - ``matmul_floor`` (LSTM only): not an LSTM, a lower bound for any XLA program of the
   fused kernel's shape: only its matmuls, in the same order and with the same
   dependencies (per step ``[x_t, h] @ [W_ih; W_hh]`` forward and ``da @ W_hh^T``
@@ -28,12 +32,14 @@ gradient of every weight, and an SGD update. Variants, all in one process:
   under load (alone and quiet it is ~1.9x the two-thread step).
 
 Rounds interleave the variants (rotating the order); reported: the median time of each,
-the median of the per-round ratios to torch, torch_1t and jax_scan, the load average,
+the median of the per-round ratios to torch, torch_1t, jax_scan and fnnet_vjp, the load average,
 and CPU ms per step (the JAX variants: this process, all threads; torch: its child).
 CPU time hardly depends on the load; a single-threaded step (torch_1t) has wall time =
 CPU time on a quiet machine, and two-thread torch's CPU time includes its OpenMP
 threads' spin-waiting.
-``--unroll`` sets ``lax.scan``'s unroll.
+``--unroll`` sets ``lax.scan``'s unroll; ``--kinds`` picks among ``lstm,gru,rnn``;
+``--only`` restricts the variants (e.g. ``--only fnnet,fnnet_vjp``); ``--no-torch`` skips
+PyTorch.
 """
 from __future__ import annotations
 

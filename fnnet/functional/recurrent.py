@@ -15,9 +15,10 @@ Sequences are **batch-major**: ``xs`` has shape ``(N, T, F)`` and outputs ``(N, 
 
 :func:`scan` runs any cell (yours too), one call per step. :func:`rnn_sequence`,
 :func:`gru_sequence` and :func:`lstm_sequence` run the built-in cells; they default to a
-fused kernel with a hand-written backward pass whose loop carries only ``dh`` (``dc``)
-and whose weight gradients are matmuls over all time steps. :func:`rnn_recurrence` is
-the Elman kernel on precomputed input projections (e.g. an embedding lookup).
+fused kernel (:mod:`fnnet.functional.recurrent_fused`) whose backward loop carries only
+``dh`` (``dc``) and whose weight gradients are matmuls over all time steps, and which
+works under every transform, forward mode included. :func:`rnn_recurrence` is the
+Elman kernel on precomputed input projections (e.g. an embedding lookup).
 
 Padded variable-length sequences: ``lengths (N,)`` freezes each sequence's carry after
 its last valid step and zeroes its outputs there, so the final carry is the state at
@@ -25,7 +26,7 @@ its last valid step and zeroes its outputs there, so the final carry is the stat
 length* (PyTorch's packed sequences): the backward direction starts at the last valid
 step, not at the padding.
 
-Imports: jax (and numpy, for the float0 cotangent of a mask).
+Imports: jax, fnnet.functional.recurrent_fused.
 """
 from __future__ import annotations
 
@@ -385,7 +386,7 @@ def rnn_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None,
     """:func:`rnn_cell` over ``xs (N, T, F)``; same result as ``scan(rnn_cell, ...)``.
 
     ``implementation="fused"`` computes ``x W_ih + b`` for all steps as one matmul and
-    runs :func:`rnn_recurrence` (hand-written backward pass); ``"scan"`` lets JAX
+    runs :func:`rnn_recurrence` (fused kernel); ``"scan"`` lets JAX
     differentiate the scan of the cell.
 
     Returns ``(h_final, ys (N, T, h))``.
@@ -411,9 +412,10 @@ def rnn_recurrence(w_hh: jax.Array, h0: jax.Array, xp: jax.Array, *, lengths=Non
     ``h_t = act(xp_t + h_{t-1} W_hh)`` from ``h0 (N, h)``.
 
     For inputs whose projection is not a matmul, e.g. an embedding lookup
-    ``xp = W_xh[tokens] + b`` (a character language model). The backward pass is
-    written out: its loop carries only ``dh``, with ``da_t = (dy_t + dh) * act'(a_t)`` and
-    ``dh <- da_t W_hh^T``, and ``dW_hh = H_{prev}^T dA`` is one matmul after the loop.
+    ``xp = W_xh[tokens] + b`` (a character language model). The backward loop carries
+    only ``dh``, with ``da_t = (dy_t + dh) * act'(a_t)`` and ``dh <- da_t W_hh^T``, and
+    ``dW_hh = H_{prev}^T dA`` is one matmul after the loop (min-char-rnn's backward pass,
+    obtained as the transpose of a ``custom_jvp``, so forward mode works too).
     ``lengths`` masks padded steps as in :func:`rnn_sequence`. A single unbatched
     sequence, ``h0 (h,)`` and ``xp (T, h)``, runs as matrix-vector products (no lengths).
 
@@ -451,8 +453,8 @@ def gru_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None,
     """:func:`gru_cell` over ``xs (N, T, F)``; same result as ``scan(gru_cell, ...)``.
 
     ``implementation="fused"`` (``reset_after=True`` only; otherwise ``"scan"`` is used)
-    runs a hand-written backward pass that computes the weight gradients as one matmul
-    over all time steps; ``"scan"`` lets JAX differentiate the scan.
+    runs the fused kernel, whose backward pass computes the weight gradients as one
+    matmul over all time steps; ``"scan"`` lets JAX differentiate the scan.
 
     Returns ``(h_final, ys (N, T, h))``.
     """
@@ -475,8 +477,8 @@ def lstm_sequence(params: dict, carry: tuple, xs: jax.Array, *, lengths=None, re
     """:func:`lstm_cell` over ``xs (N, T, F)``; same result as ``scan(lstm_cell, ...)``.
 
     ``implementation="fused"`` (without peepholes; otherwise ``"scan"`` is used) runs a
-    hand-written backward pass that computes the weight gradients as one matmul over
-    all time steps; ``"scan"`` lets JAX differentiate the scan.
+    the fused kernel, whose backward pass computes the weight gradients as one matmul
+    over all time steps; ``"scan"`` lets JAX differentiate the scan.
 
     Returns ``((h_final, c_final), ys (N, T, h))``.
     """
