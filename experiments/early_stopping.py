@@ -12,11 +12,11 @@ A third run stops on ``dev_accuracy`` (mode ``"max"``) instead of the loss.
 
 With the default config (seed 0): the dev loss is lowest at epoch 11 and then climbs
 while the training loss keeps falling to zero, but the dev *error* keeps falling until
-epoch 27 (the network grows over-confident on the examples it gets wrong, which the
+epoch 24 (the network grows over-confident on the examples it gets wrong, which the
 loss punishes and the error does not see). Early stopping on the dev loss stops at epoch
-17 and restores epoch 11 (test error 60.1%, worse than the 58.1% of all 60 epochs);
-stopping on dev accuracy instead stops at epoch 33 and restores epoch 27 (test error
-58.7%). On 1,000 test sequences these test errors differ by less than their standard
+17 and restores epoch 11 (test error 60.0%, worse than the 57.6% of all 60 epochs);
+stopping on dev accuracy instead stops at epoch 30 and restores epoch 24 (test error
+59.2%). On 1,000 test sequences these test errors differ by less than their standard
 error (about 1.6 points).
 """
 from __future__ import annotations
