@@ -1,10 +1,10 @@
-"""bias_variance: overfit an MLP on a small MNIST-1D subset, then regularise it with L2
-and with dropout, and diagnose each run from its train and dev error.
+"""bias_variance: overfit an MLP on a small subset of the 8x8 digits, then regularise it
+with L2 and with dropout, and diagnose each run from its train and dev error.
 
-A 40-512-512-10 ReLU MLP is trained with SGD + momentum on 1,000 MNIST-1D sequences
-(standardised with the training statistics) for long enough to drive the training
-error to about zero; the dev set is 1,000 other sequences from the MNIST-1D training
-split. Each row of the table is one run: no regularisation, an L2 penalty
+A 64-256-256-10 ReLU MLP is trained with SGD + momentum 0.9 (lr 0.02, batches of 50)
+on 300 of the 1,797 digits (drawn from the seed, standardised with the training
+statistics) for long enough to drive the training error to zero; the dev set is 600
+other digits. Each row of the table is one run: no regularisation, an L2 penalty
 ``lambda/2 sum w^2`` on the weights (not biases) for a sweep of ``lambda``, and inverted
 dropout after each hidden layer for a sweep of keep-probabilities. Each row is
 diagnosed as in the course notes, against a base (optimal) error of 0 and a tolerance:
@@ -13,10 +13,10 @@ diagnosed as in the course notes, against a base (optimal) error of 0 and a tole
 - high variance: dev error - train error  > tolerance;
 - both, or fine.
 
-With the default config (seed 0, 300 epochs), the unregularised MLP reaches train
-error 0.000 and dev error about 0.40 (high variance); the best L2 and dropout runs
-bring the dev error down by several points while opening a training error (see
-docs/experiments.md for the measured table).
+With the default config (seed 0, 100 epochs), the unregularised MLP reaches train
+error 0.000 and dev error 0.060 (high variance); L2 with lambda 0.01 brings the dev
+error to 0.048 and dropout with keep 0.5 to 0.055, while too much of either (lambda 0.3,
+keep 0.2) opens a training error (see docs/experiments.md for the measured table).
 """
 from __future__ import annotations
 

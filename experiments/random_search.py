@@ -19,7 +19,7 @@ near chance in 10 epochs. On this CPU the vmapped search is only 1.07x faster th
 the sequential one (1.75 s vs 1.88 s, compile excluded): a 64-100-10 MLP already keeps
 two cores busy, so batching the configurations saves dispatch, not arithmetic; the
 caviar strategy pays on an accelerator, where one small model leaves most of the
-device idle. 56 of the 64 dev curves agree to 0.02 between the two ways; the others are
+device idle. 54 of the 64 dev curves agree to 0.02 between the two ways; the others are
 large-step runs whose float rounding (batched vs single matmuls) leads them apart.
 """
 from __future__ import annotations
