@@ -32,12 +32,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import operator
 
 import jax
 import jax.numpy as jnp
 
-from fnnet.functional._checks import bias_add, check_floating, check_rank
+from fnnet.functional._checks import as_int, bias_add, check_floating, check_rank
 from fnnet.functional.recurrent_fused import gru_fused, lstm_fused, rnn_fused
 
 __all__ = ["rnn_cell", "gru_cell", "lstm_cell", "rnn_sequence", "gru_sequence", "lstm_sequence",
@@ -97,20 +96,6 @@ def _check_structure(name: str, arg: str, carry, pair: bool) -> None:
         want = "one array h"
     if not ok:
         raise ValueError(f"{name}: expected {arg} as {want}, got {_describe(carry)}")
-
-
-def _positive_int(name: str, what: str, value) -> int:
-    """``value`` as a Python int (NumPy integers accepted); floats and bools are refused."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected {what} as a positive int, got the bool {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected {what} as a positive int, got {value!r} "
-                        f"({type(value).__name__})") from None
-    if value < 1:
-        raise ValueError(f"{name}: expected {what} as a positive int, got {value}")
-    return value
 
 
 def _check_carry(name: str, carry, xs, hid: int) -> None:
@@ -337,7 +322,7 @@ def scan(cell: Callable, params: Any, carry: Any, xs: jax.Array, *, lengths: jax
       ``(final_carry, ys)`` with ``ys (N, T, ...)``.
     """
     _check_sequence("scan", xs, lengths)
-    unroll = _positive_int("scan", "unroll", unroll)
+    unroll = as_int("scan", "unroll", unroll, minimum=1)
     padded_reverse = reverse and lengths is not None
     if padded_reverse:
         xs = reverse_padded(xs, lengths)
@@ -394,7 +379,7 @@ def rnn_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None,
     _check_activation("rnn_sequence", activation)
     _check_impl("rnn_sequence", implementation)
     _check_structure("rnn_sequence", "carry", carry, pair=False)
-    unroll = _positive_int("rnn_sequence", "unroll", unroll)
+    unroll = as_int("rnn_sequence", "unroll", unroll, minimum=1)
     hid = _check_params("rnn_sequence", params, 1)
     _check_carry("rnn_sequence", carry, xs, hid)
     if implementation == "fused":
@@ -424,7 +409,7 @@ def rnn_recurrence(w_hh: jax.Array, h0: jax.Array, xp: jax.Array, *, lengths=Non
     name = "rnn_recurrence"
     _check_activation(name, activation)
     _check_structure(name, "h0", h0, pair=False)
-    unroll = _positive_int(name, "unroll", unroll)
+    unroll = as_int(name, "unroll", unroll, minimum=1)
     check_rank(name, "hidden-to-hidden weights (h, h)", w_hh, 2)
     hid = h0.shape[-1] if h0.ndim else 0
     batched = h0.ndim == 2
@@ -460,7 +445,7 @@ def gru_sequence(params: dict, carry: jax.Array, xs: jax.Array, *, lengths=None,
     """
     _check_impl("gru_sequence", implementation)
     _check_structure("gru_sequence", "carry", carry, pair=False)
-    unroll = _positive_int("gru_sequence", "unroll", unroll)
+    unroll = as_int("gru_sequence", "unroll", unroll, minimum=1)
     hid = _check_params("gru_sequence", params, 3)
     _check_carry("gru_sequence", carry, xs, hid)
     if implementation == "fused" and reset_after:
@@ -485,7 +470,7 @@ def lstm_sequence(params: dict, carry: tuple, xs: jax.Array, *, lengths=None, re
     _check_impl("lstm_sequence", implementation)
     _check_structure("lstm_sequence", "carry", carry, pair=True)
     carry = tuple(carry)
-    unroll = _positive_int("lstm_sequence", "unroll", unroll)
+    unroll = as_int("lstm_sequence", "unroll", unroll, minimum=1)
     hid = _check_params("lstm_sequence", params, 4, (("w_peephole", lambda h: (3, h)),))
     _check_carry("lstm_sequence", carry, xs, hid)
     if implementation == "fused" and "w_peephole" not in params:

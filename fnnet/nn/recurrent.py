@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
 from typing import Any, Callable, Sequence
 
 import jax
@@ -51,6 +50,7 @@ import jax.numpy as jnp
 
 from fnnet import functional as F
 from fnnet import init as initializers
+from fnnet.functional._checks import as_int
 from fnnet.nn.module import Module, require_key, spec_of
 
 __all__ = ["Cell", "rnn_cell", "gru_cell", "lstm_cell", "rnn", "bidirectional", "lstm", "gru",
@@ -92,22 +92,9 @@ def _fused_init(key, shape_in: int, hidden: int, gates: int, kernel_init, recurr
             "b_hh": bias_init(jax.random.fold_in(k_b, 1), (gates * hidden,), dtype)}
 
 
-def _positive_int(name: str, what: str, value) -> int:
-    """``value`` as a Python int (NumPy integers accepted); floats and bools are refused."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a positive int {what}, got the bool {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected a positive int {what}, got {value!r} ({type(value).__name__})") from None
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int {what}, got {value}")
-    return value
-
-
 def _make_cell(name, hidden, gates, step, sequence, kernel_init, recurrent_init, bias_init, dtype,
                lstm_carry=False, extra_init=None) -> Cell:
-    hidden = _positive_int(name, "hidden size", hidden)
+    hidden = as_int(name, "hidden size", hidden, minimum=1)
     kernel_init = kernel_init or initializers.xavier_uniform()
     recurrent_init = recurrent_init or initializers.orthogonal()
     bias_init = bias_init or initializers.zeros()
@@ -176,7 +163,7 @@ def lstm_cell(hidden: int, *, peephole: bool = False, forget_bias: float = 0.0, 
     ``b_ih`` at init (1.0 is Jozefowicz et al., 2015's advice; PyTorch uses 0).
     Initialisers as in :func:`rnn_cell`.
     """
-    hidden = _positive_int(name, "hidden size", hidden)
+    hidden = as_int(name, "hidden size", hidden, minimum=1)
 
     def extra(key, params):
         del key
@@ -259,7 +246,7 @@ def _recurrent(name: str, layers: Sequence, *, dropout: float, merge: str, retur
         raise ValueError(f"{name}: expected dropout in [0, 1), got {dropout!r}")
     if merge not in ("concat", "sum"):
         raise ValueError(f"{name}: expected merge='concat' or 'sum', got {merge!r}")
-    unroll = _positive_int(name, "unroll", unroll)
+    unroll = as_int(name, "unroll", unroll, minimum=1)
     for layer in layers:
         for c in (layer if isinstance(layer, tuple) else (layer,)):
             if not isinstance(c, Cell):
@@ -369,7 +356,7 @@ def bidirectional(forward: Cell, backward: Cell | None = None, *, merge: str = "
 
 
 def _layers(make: Callable[[], Cell], num_layers: int, bidirectional: bool, name: str) -> list:
-    num_layers = _positive_int(name, "num_layers", num_layers)
+    num_layers = as_int(name, "num_layers", num_layers, minimum=1)
     return [(make(), make()) if bidirectional else make() for _ in range(num_layers)]
 
 

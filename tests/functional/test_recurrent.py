@@ -284,7 +284,7 @@ def test_carry_structure_and_integer_arguments(rng):
     got = F.lstm_sequence(p4, [h, h], xs, unroll=np.int64(2))
     np.testing.assert_array_equal(got[1], want[1])
     for bad in (2.0, True):
-        with pytest.raises(TypeError, match="gru_sequence: expected unroll as a positive int"):
+        with pytest.raises(TypeError, match="gru_sequence: expected unroll as an int"):
             F.gru_sequence(jax.tree.map(jnp.asarray, make_params(rng, FIN, H, 3)), h, xs, unroll=bad)
     with pytest.raises(ValueError, match="scan: expected unroll as a positive int, got 0"):
         F.scan(F.rnn_cell, p1, h, xs, unroll=np.int32(0))

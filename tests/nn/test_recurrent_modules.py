@@ -159,7 +159,7 @@ def test_user_cell_gets_a_key_per_step(xs):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="lstm_cell: expected a positive int hidden size"):
+    with pytest.raises(ValueError, match="lstm_cell: expected hidden size as a positive int"):
         nn.lstm_cell(0)
     model = nn.rnn(nn.gru_cell(3))
     with pytest.raises(ValueError, match=r"rnn\(gru_cell\): expected a batch-major input sequence"):
@@ -202,11 +202,11 @@ def test_numpy_integers_accepted_floats_and_bools_refused():
     jax.tree.map(np.testing.assert_array_equal, pa, pb)
     assert pa["1"]["w_hh"].shape == (5, 20)
     assert nn.gru_cell(np.uint8(3)).init(jax.random.key(0), jnp.zeros((1, 2)))["w_hh"].shape == (3, 9)
-    for make, message in ((lambda: nn.lstm(5.0), r"lstm_cell: expected a positive int hidden size, got 5.0 \(float\)"),
-                          (lambda: nn.gru_cell(True), "gru_cell: expected a positive int hidden size, got the bool"),
-                          (lambda: nn.simple_rnn(4, num_layers=2.0), "simple_rnn: expected a positive int num_layers"),
-                          (lambda: nn.rnn(nn.lstm_cell(3), unroll=1.5), r"expected a positive int unroll, got 1.5")):
+    for make, message in ((lambda: nn.lstm(5.0), r"lstm_cell: expected hidden size as an int, got 5.0 of type float"),
+                          (lambda: nn.gru_cell(True), "gru_cell: expected hidden size as an int, got the bool"),
+                          (lambda: nn.simple_rnn(4, num_layers=2.0), "simple_rnn: expected num_layers as an int"),
+                          (lambda: nn.rnn(nn.lstm_cell(3), unroll=1.5), r"expected unroll as an int, got 1.5")):
         with pytest.raises(TypeError, match=message):
             make()
-    with pytest.raises(ValueError, match="lstm: expected a positive int num_layers, got 0"):
+    with pytest.raises(ValueError, match="lstm: expected num_layers as a positive int, got 0"):
         nn.lstm(3, num_layers=np.int64(0))
