@@ -86,8 +86,10 @@ def test_conv_norm_and_recurrent_layers():
     _assert_bitwise(seq.init(jax.random.key(1), spec), seq.init.eager(jax.random.key(1), spec))
 
 
-@pytest.mark.parametrize("make, shape", [(models.lenet5, (1, 32, 32, 1)),
-                                         (lambda: models.resnet18(10), (1, 32, 32, 3))])
+@pytest.mark.parametrize("make, shape", [
+    (models.lenet5, (1, 32, 32, 1)),
+    (lambda: models.cifar_resnet(8, 10, shortcut=False), (1, 8, 8, 1)),
+    pytest.param(lambda: models.resnet18(10), (1, 32, 32, 3), marks=pytest.mark.slow)])
 def test_zoo_models(make, shape):
     model = make()
     spec = jax.ShapeDtypeStruct(shape, jnp.float32)
