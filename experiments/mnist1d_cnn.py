@@ -23,12 +23,13 @@ convolution, whose training step ran 4-5x slower inside the ``lax.scan`` than th
 step jitted on its own; the matmul lowering runs as fast in the scan as outside (8 seeds x
 1,250 steps: 12.8 s against 43 s). Both compute the same function.
 
-Reaches (seed 42; mean +- std over seeds 42..49): 94.8% (94.0 +- 0.5); shuffled 59.5%
-(57.5 +- 1.1). Published: the paper's 94% / 56%, the authors' notebook's saved run
+Reaches (seed 42; mean +- std over seeds 42..49): 94.2% (93.9 +- 0.8); shuffled 55.9%
+(56.4 +- 1.2). Published: the paper's 94% / 56%, the authors' notebook's saved run
 92.3 / 58.7, a PyTorch rerun on the same regenerated data 93.8 / 56.7. The full default
 run (2 x 8 seeds x 6,001 steps) takes 58 s on 2 shared CPU cores. (With
-``conv_lowering="auto"``, which rounds differently: 95.0% (94.2 +- 1.0) and 56.6%
-(57.0 +- 0.8), in 18 minutes under a load of 6-7.)
+``conv_lowering="auto"``, which rounds differently, measured before ReLU's derivative
+at 0 became 0 and not re-run since: 95.0% (94.2 +- 1.0) and 56.6% (57.0 +- 0.8), in 18
+minutes under a load of 6-7.)
 """
 from __future__ import annotations
 
