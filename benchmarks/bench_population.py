@@ -1,16 +1,15 @@
 """A population of small models trained as one program against a Python loop of jitted steps.
 
-32 MLPs (64-32-10, ReLU, softmax cross-entropy, Adam 1e-3) on the 1,797 8x8 digits, 3
+32 MLPs (64-32-10, ReLU, softmax cross-entropy, Adam 1e-3) on the 1,797 8x8 digits, 10
 epochs of batches of 64, one seed each:
 
 - ``population``: ``fnnet.train.fit_population``, every epoch one ``jax.vmap``-ed
   ``lax.scan`` over the 32 members;
-- ``loop``: ``fnnet.train.fit`` once per member, one jitted step per batch (the
-  default), as a sweep over seeds would be written;
-- ``loop[compiled]``: ``fit(..., compile_epochs=True)`` once per member.
+- ``loop``: a Python loop over members and batches calling one jitted train step
+  (``fnnet.train.make_train_step``, compiled once), on the same key stream.
 
-Both measure a whole training run after a warm-up run of each variant (compilation
-excluded), in interleaved rounds with alternating order; the result is the median over
+Both measure a whole training run (initialisation included) after a warm-up run of
+each variant (whose programs stay compiled), in interleaved rounds with alternating order; the result is the median over
 rounds of the per-round ratio. Run: ``python benchmarks/bench_population.py [--rounds 3]``.
 """
 from __future__ import annotations
@@ -26,7 +25,7 @@ from sklearn.datasets import load_digits
 
 from fnnet import losses, nn, optim, train
 
-MEMBERS, EPOCHS, BATCH = 32, 3, 64
+MEMBERS, EPOCHS, BATCH = 32, 10, 64
 
 
 def setup():
@@ -49,15 +48,25 @@ def population(model, x, y, key_data):
     return run
 
 
-def loop(model, x, y, key_data, compile_epochs=False):
+def loop(model, x, y, key_data):
+    """One jitted step (compiled once), called for every batch of every member in turn,
+    on the same key stream as fit's."""
+    step = train.make_train_step(model, losses.softmax_cross_entropy_with_integer_labels, optim.adam(1e-3))
     inits = [model.init(jax.random.wrap_key_data(k), x) for k in key_data]
+    n = len(x)
 
     def run():
         for k, (params, state) in zip(key_data, inits):
-            result = train.fit(model, losses.softmax_cross_entropy_with_integer_labels, optim.adam(1e-3),
-                               params, state, (x, y), key=jax.random.wrap_key_data(k), epochs=EPOCHS,
-                               batch_size=BATCH, compile_epochs=compile_epochs, progress=False)
-            jax.block_until_ready(result.params)
+            key = jax.random.wrap_key_data(k)
+            opt_state = optim.adam(1e-3).init(params)
+            for epoch in range(EPOCHS):
+                perm = jax.random.permutation(jax.random.fold_in(key, 2 * epoch), n)
+                step_key = jax.random.fold_in(key, 2 * epoch + 1)
+                for i, start in enumerate(range(0, n, BATCH)):
+                    idx = perm[start:start + BATCH]
+                    params, state, opt_state, _ = step(params, state, opt_state, x[idx], y[idx],
+                                                       jax.random.fold_in(step_key, i))
+            jax.block_until_ready(params)
     return run
 
 
@@ -66,8 +75,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     model, x, y, key_data = setup()
-    runs = {"population": population(model, x, y, key_data), "loop": loop(model, x, y, key_data),
-            "loop[compiled]": loop(model, x, y, key_data, compile_epochs=True)}
+    runs = {"population": population(model, x, y, key_data), "loop": loop(model, x, y, key_data)}
     for fn in runs.values():  # compile
         fn()
     times = {k: [] for k in runs}

@@ -418,13 +418,38 @@ def _compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: _Batc
     the full batches, whose indices come from the epoch's permutation inside the
     program, then the smaller last batch if the piece reaches it. With ``members`` the
     program is ``jax.vmap``-ed over a leading axis of ``order.key``, params, state and
-    optimizer state (one key stream per member, the data shared)."""
-    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook, jit=False)
-    bs, full = order.batch_size, order.n // order.batch_size
+    optimizer state (one key stream per member, the data shared). The program is
+    cached per model, loss, optimizer and batching, so repeated calls compile once."""
+    args = (model, loss_fn, optimizer, penalty, batch_hook, order.n, order.batch_size, order.shuffle,
+            members)
+    try:
+        hash(args)
+    except TypeError:  # an unhashable piece: build the program for this call only
+        program = _piece_program.__wrapped__(*args)
+    else:
+        program = _piece_program(*args)
 
-    def piece(i0, i1, epoch, key, params, state, opt_state):
-        perm = (jax.random.permutation(jax.random.fold_in(key, 2 * epoch), order.n) if order.shuffle
-                else jnp.arange(order.n))
+    def run(start, end, params, state, opt_state, bar):
+        losses = []
+        for epoch, i0, i1 in order.pieces(start, end):
+            params, state, opt_state, piece_losses = program(i0, i1, epoch, order.key, params, state,
+                                                              opt_state, x, y)
+            losses.append(piece_losses)
+            if bar is not None:
+                bar.update(i1 - i0)
+        return params, state, opt_state, jnp.concatenate(losses, axis=-1)
+
+    return run
+
+
+@functools.lru_cache(maxsize=32)
+def _piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: int, shuffle: bool,
+                   members: bool):
+    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook, jit=False)
+    full = n // bs
+
+    def piece(i0, i1, epoch, key, params, state, opt_state, x, y):
+        perm = jax.random.permutation(jax.random.fold_in(key, 2 * epoch), n) if shuffle else jnp.arange(n)
         step_key = jax.random.fold_in(key, 2 * epoch + 1)
 
         def body(carry, i):
@@ -443,23 +468,10 @@ def _compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: _Batc
         return (*carry, jnp.concatenate(losses, axis=-1))
 
     if members:
-        program = jax.jit(lambda i0, i1, *args: jax.vmap(functools.partial(piece, i0, i1),
-                                                         in_axes=(None, 0, 0, 0, 0))(*args),
-                          static_argnums=(0, 1))
-    else:
-        program = jax.jit(piece, static_argnums=(0, 1))
-
-    def run(start, end, params, state, opt_state, bar):
-        losses = []
-        for epoch, i0, i1 in order.pieces(start, end):
-            params, state, opt_state, piece_losses = program(i0, i1, epoch, order.key, params, state,
-                                                              opt_state)
-            losses.append(piece_losses)
-            if bar is not None:
-                bar.update(i1 - i0)
-        return params, state, opt_state, jnp.concatenate(losses, axis=-1)
-
-    return run
+        return jax.jit(lambda i0, i1, *args: jax.vmap(functools.partial(piece, i0, i1),
+                                                      in_axes=(None, 0, 0, 0, 0, None, None))(*args),
+                       static_argnums=(0, 1))
+    return jax.jit(piece, static_argnums=(0, 1))
 
 
 def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, train_data, *,
