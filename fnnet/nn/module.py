@@ -91,7 +91,9 @@ class CompiledInit:
     ``jax.jit`` and ``jax.eval_shape`` (a sub-program of the caller's, compiled with the
     caller's options). ``raw`` is the function the Module was built with;
     ``eager(key, x)`` runs it with every child inline and no compile of its own, op by op
-    outside a trace, giving the same arrays bit for bit. Equal and hashed as ``raw``.
+    outside a trace, giving the same arrays bit for bit; it also serves an example input
+    that is not one array (a recurrent layer's dict with lengths). Equal and hashed as
+    ``raw``.
     """
 
     def __init__(self, raw: Callable[..., tuple[Params, State]]):
@@ -109,6 +111,8 @@ class CompiledInit:
     def __call__(self, key, x):
         if _INLINE.get():
             return self.raw(key, x)
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+            return self.eager(key, x)  # a structured input (e.g. a dict with lengths): op by op
         # Under a caller's jit, vmap or eval_shape the program joins the caller's, which
         # alone may set compiler options.
         compiled = self._nested if isinstance(key, jax.core.Tracer) else self._compiled
