@@ -11,7 +11,7 @@ evaluations are one ``jax.jit`` of nested ``lax.scan``s
 
 Published: 91% (paper's table; the notebook's run 89.1%, a PyTorch rerun here 90.8%),
 and 57% on the spatially shuffled variant (notebook 53.3%, rerun 52.6%).
-Measured here (seed 42, 9 s for the 6,000 steps on 2 shared CPU cores): 90.4% final
+Measured here (seed 42, 9 s for the 6,000 steps on 2 shared CPU cores): 90.0% final
 (also the best of the 24 evaluations); shuffled 50.1% final, 55.7% best.
 """
 from __future__ import annotations
