@@ -17,7 +17,7 @@ samples at several temperatures and the held-out bits per character.
 Full run (100,000 iterations, about 6 passes over the 418,543 training characters,
 24 s of training on 2 shared CPU cores at load 8): held-out 2.63 bits per character
 (uniform: 6.69), smoothed training loss 43.7 nats per 25 characters (from 115.9);
-seeds 1 and 2 give 2.52 and 2.53. The run is sensitive to float32 rounding: Adagrad's
+seeds 1 and 2 give 2.50 and 2.38. The run is sensitive to float32 rounding: Adagrad's
 zero initial accumulator turns any near-zero gradient into a step of +-0.1, so the
 autodiff backward used before (same gradients to 1e-8) gave 2.44 and 39.6 for seed 0.
 The same loop in plain NumPy runs about 545 iterations per second on a quiet core here,
