@@ -1,37 +1,39 @@
-"""The fit loop: epochs of mini-batch steps, per-epoch dev metrics, early stopping,
-checkpoints and exact resumption, and a stop on non-finite numbers.
+"""The training loop: :func:`fit` (one model) and :func:`fit_population` (many, as
+one program), with evaluation periods, early stopping, checkpoints, exact resumption,
+data guards and a stop on non-finite numbers.
 
-Randomness is a pure function of ``key``: epoch ``e`` shuffles with
-``fold_in(key, 2 * e)`` and its step ``i`` gets ``fold_in(fold_in(key, 2 * e + 1), i)``.
-The data order and every dropout mask of epoch ``e`` therefore depend on ``key`` and
-``e`` alone, and the position in the key stream is the epoch number.
+Randomness is a pure function of ``key``: step ``t`` is batch ``i = t mod S`` of epoch
+``e = t div S``; epoch ``e`` shuffles with ``fold_in(key, 2 * e)`` and its step ``i``
+gets ``fold_in(fold_in(key, 2 * e + 1), i)`` (:mod:`fnnet.train.periods`). The data
+order and every dropout mask therefore depend on ``key`` and ``t`` alone, and the
+position in the key stream is the step number.
 
-Resumption. With ``checkpoint=path``, after every finished epoch ``fit`` writes (one
-atomic ``.npz``, :mod:`fnnet.train.checkpoint`) all it needs to go on: params, state,
-optimizer state, the key's data, the epoch, the early-stopping state (best value,
-best epoch, best params and state, epochs without improvement, whether it stopped) and
-the history so far, plus a description of the run (data shapes and dtypes,
-batch size, shuffling, metrics, early stopping, tree structures, key implementation).
-Checkpoints are per epoch: a run interrupted anywhere, by an exception or SIGKILL,
-mid-epoch or mid-write, and restarted with ``resume=True`` starts again from the last
-finished epoch and ends bit-identical (params, state, optimizer state, history, best
-epoch) to the run that never stopped. Resuming with another model, optimizer, key,
-data shape or setting raises a ``ValueError`` naming the difference, before any
-compute. What cannot be checked (the loss function, the penalty's formula, the data's
-values) is the caller's to keep.
+Resumption. With ``checkpoint=path``, after every evaluation period (an epoch, or
+``eval_every`` steps) ``fit`` writes (one atomic ``.npz``, :mod:`fnnet.train.checkpoint`)
+all it needs to go on (:mod:`fnnet.train.resume`): params, state, optimizer state, the
+key's data, the step, the early-stopping state (best value, best period, best params
+and state, periods without improvement, whether it stopped) and the history so far,
+plus a description of the run (data shapes and dtypes, batch size, shuffling, metrics,
+early stopping, tree structures, key implementation). A run interrupted anywhere, by
+an exception or SIGKILL, mid-period or mid-write, and restarted with ``resume=True``
+starts again from the last finished period and ends bit-identical (params, state,
+optimizer state, history, best period) to the run that never stopped. Resuming with
+another model, optimizer, key, data shape or setting raises a ``ValueError`` naming
+the difference, before any compute. What cannot be checked (the loss function, the
+penalty's formula, the data's values) is the caller's to keep.
 
-Non-finite numbers. After each epoch the losses and every float leaf of params, state
-and optimizer state are checked; a non-finite one raises ``FloatingPointError`` and
-nothing of that epoch is written, so the file keeps the last finite epoch. The epoch is
-then replayed step by step to name the first step whose loss or update went bad.
+Non-finite numbers. Before the first step the data are checked (finite inputs, labels
+in range). After each period the losses and every float leaf of params, state and
+optimizer state are checked; a non-finite one raises ``FloatingPointError`` and
+nothing of that period is written, so the file keeps the last finite period. The
+period is then replayed step by step to name the first step whose loss or update went
+bad. A non-finite dev metric stops training too.
 
-Imports: jax, numpy, fnnet.data, fnnet.nn, fnnet.train.
+Imports: jax, numpy, fnnet.nn, fnnet.train.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
-import itertools
 import math
 import os
 import sys
@@ -42,11 +44,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnnet.data import batches
 from fnnet.nn.module import Module
-from fnnet.train.checkpoint import (CheckpointError, _entries, _flatten_to_arrays, _read_arrays,
-                                    _stale_temporary_files, _subtree_entries, _unflatten_like,
-                                    _write_arrays)
+from fnnet.train.checkpoint import _flatten_to_arrays, _stale_temporary_files, _write_arrays
+from fnnet.train.periods import BatchOrder, compiled_steps, stepwise
+from fnnet.train.resume import Progress, load_progress, progress_tree, run_settings
 from fnnet.train.step import make_eval_step, make_train_step
 
 __all__ = ["EarlyStopping", "FitResult", "fit", "fit_population", "evaluate"]
@@ -103,23 +104,6 @@ def evaluate(evaluate_step: Callable, params, state, x, y, batch_size: int = 102
         for name, value in evaluate_step(params, state, xb, yb).items():
             totals[name] = totals.get(name, 0.0) + float(value) * len(xb)
     return {name: total / n for name, total in totals.items()}
-
-
-@dataclasses.dataclass
-class _Progress:
-    """Everything the loop carries from one epoch to the next (and to a checkpoint)."""
-    params: Any
-    state: Any
-    opt_state: Any
-    epoch: int = 0
-    step: int = 0
-    history: list = dataclasses.field(default_factory=list)
-    best: float | None = None
-    best_epoch: int | None = None
-    best_vars: tuple | None = None
-    waited: int = 0
-    stopped: bool = False
-    warned: bool = False
 
 
 def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, *,
@@ -211,12 +195,12 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     step_fn = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook)
     eval_fn = make_eval_step(model, loss_fn, metrics)
     opt_state = optimizer.init(params) if opt_state is None else opt_state
-    order = _BatchOrder(key, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
-    run_steps = (_compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train)
-                 if compile_epochs else _stepwise(step_fn, order, x_train, y_train))
+    order = BatchOrder(key, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
+    run_steps = (compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train)
+                 if compile_epochs else stepwise(step_fn, order, x_train, y_train))
 
-    run = _Progress(params, state, opt_state)
-    settings = _settings(run, key, x_train, y_train, dev, batch_size, shuffle, drop_last,
+    run = Progress(params, state, opt_state)
+    settings = run_settings(run, key, x_train, y_train, dev, batch_size, shuffle, drop_last,
                          metrics, penalty, early_stopping)
     settings.update(eval_every="epoch" if eval_every is None else str(period),
                     batch_hook="none" if batch_hook is None else "a hook",
@@ -227,7 +211,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
             os.remove(stale)
         if os.path.exists(checkpoint):
             budget = f"epochs={epochs}" if steps is None else f"steps={steps}"
-            run = _load_progress(os.fspath(checkpoint), run, key, settings, total, budget, early_stopping)
+            run = load_progress(os.fspath(checkpoint), run, key, settings, total, budget, early_stopping)
             on_disk = _period_name(run.step, eval_every, steps_per_epoch)
 
     bar = _progress_bar(progress, total, run.step)
@@ -243,7 +227,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
                 if checkpoint is not None:
                     where = (f"; the checkpoint {checkpoint} holds {on_disk}, the last with finite numbers"
                              if on_disk is not None else f"; this call wrote no checkpoint to {checkpoint}")
-                replay = _stepwise(step_fn, order, x_train, y_train, each=True)(run.step, end, *start, None)
+                replay = stepwise(step_fn, order, x_train, y_train, each=True)(run.step, end, *start, None)
                 raise FloatingPointError(_nonfinite_message(replay, losses, run.step, steps_per_epoch) + where)
             epoch = -(-end // steps_per_epoch)
             entry = {"epoch": epoch} if eval_every is None else {"step": end, "epoch": epoch}
@@ -273,7 +257,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
                     run.waited += 1
                     run.stopped = run.waited > early_stopping.patience
             if checkpoint is not None:
-                _write_arrays(checkpoint, _flatten_to_arrays(_progress_tree(run, key, settings, early_stopping)))
+                _write_arrays(checkpoint, _flatten_to_arrays(progress_tree(run, key, settings, early_stopping)))
                 on_disk = _period_name(run.step, eval_every, steps_per_epoch)
             for fn in logs:
                 fn(entry)
@@ -294,7 +278,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
 DIVERGENCE_FACTOR = 10.0
 
 
-def _warn_if_diverging(loss: float, first: float, run: _Progress) -> None:
+def _warn_if_diverging(loss: float, first: float, run: Progress) -> None:
     if not run.warned and first > 0 and loss > DIVERGENCE_FACTOR * first:
         run.warned = True
         warnings.warn(f"fit: the training loss grew from {first:.4g} (first step) to {loss:.4g}, "
@@ -359,121 +343,6 @@ def _check_data(name: str, model: Module, params, state, x, y) -> None:
                          f"model giving {classes} scores per example")
 
 
-@dataclasses.dataclass(frozen=True)
-class _BatchOrder:
-    """Where step ``t`` takes its batch from: epoch ``t div S``, batch ``t mod S``."""
-    key: Any
-    n: int
-    batch_size: int
-    shuffle: bool
-    drop_last: bool
-    steps_per_epoch: int
-
-    def permutation(self, epoch: int):
-        return (jax.random.permutation(jax.random.fold_in(self.key, 2 * epoch), self.n)
-                if self.shuffle else jnp.arange(self.n))
-
-    def pieces(self, start: int, end: int):
-        """Split steps ``[start, end)`` at epoch boundaries: ``(epoch, i0, i1)`` triples."""
-        t = start
-        while t < end:
-            epoch, i = divmod(t, self.steps_per_epoch)
-            stop = min(end - epoch * self.steps_per_epoch, self.steps_per_epoch)
-            yield epoch, i, stop
-            t = epoch * self.steps_per_epoch + stop
-
-
-def _stepwise(step_fn, order: _BatchOrder, x, y, each: bool = False):
-    """Steps ``[start, end)`` one jitted call each, batches from :func:`fnnet.data.batches`.
-    Returns the final variables and the stacked losses, or (``each``) a generator of
-    ``(i, params, state, opt_state, loss)`` after every step."""
-    def gen(start, end, params, state, opt_state, bar):
-        for epoch, i0, i1 in order.pieces(start, end):
-            shuffle_key = jax.random.fold_in(order.key, 2 * epoch) if order.shuffle else None
-            step_key = jax.random.fold_in(order.key, 2 * epoch + 1)
-            epoch_batches = batches(x, y, order.batch_size, key=shuffle_key, shuffle=order.shuffle,
-                                    drop_last=order.drop_last)
-            for i, (xb, yb) in enumerate(itertools.islice(epoch_batches, i0, i1), start=i0):
-                params, state, opt_state, loss = step_fn(params, state, opt_state, xb, yb,
-                                                         jax.random.fold_in(step_key, i))
-                if bar is not None:
-                    bar.update(1)
-                yield epoch * order.steps_per_epoch + i, params, state, opt_state, loss
-
-    if each:
-        return gen
-
-    def run(start, end, params, state, opt_state, bar):
-        losses = []
-        for _, params, state, opt_state, loss in gen(start, end, params, state, opt_state, bar):
-            losses.append(loss)
-        return params, state, opt_state, jnp.stack(losses)
-
-    return run
-
-
-def _compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: _BatchOrder, x, y,
-                    members: bool = False):
-    """Steps ``[start, end)`` as one compiled program per epoch piece: a ``lax.scan`` over
-    the full batches, whose indices come from the epoch's permutation inside the
-    program, then the smaller last batch if the piece reaches it. With ``members`` the
-    program is ``jax.vmap``-ed over a leading axis of ``order.key``, params, state and
-    optimizer state (one key stream per member, the data shared). The program is
-    cached per model, loss, optimizer and batching, so repeated calls compile once."""
-    args = (model, loss_fn, optimizer, penalty, batch_hook, order.n, order.batch_size, order.shuffle,
-            members)
-    try:
-        hash(args)
-    except TypeError:  # an unhashable piece: build the program for this call only
-        program = _piece_program.__wrapped__(*args)
-    else:
-        program = _piece_program(*args)
-
-    def run(start, end, params, state, opt_state, bar):
-        losses = []
-        for epoch, i0, i1 in order.pieces(start, end):
-            params, state, opt_state, piece_losses = program(i0, i1, epoch, order.key, params, state,
-                                                              opt_state, x, y)
-            losses.append(piece_losses)
-            if bar is not None:
-                bar.update(i1 - i0)
-        return params, state, opt_state, jnp.concatenate(losses, axis=-1)
-
-    return run
-
-
-@functools.lru_cache(maxsize=32)
-def _piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: int, shuffle: bool,
-                   members: bool):
-    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook, jit=False)
-    full = n // bs
-
-    def piece(i0, i1, epoch, key, params, state, opt_state, x, y):
-        perm = jax.random.permutation(jax.random.fold_in(key, 2 * epoch), n) if shuffle else jnp.arange(n)
-        step_key = jax.random.fold_in(key, 2 * epoch + 1)
-
-        def body(carry, i):
-            idx = jax.lax.dynamic_slice_in_dim(perm, i * bs, bs)
-            p, s, o, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, i))
-            return (p, s, o), loss
-
-        carry, losses = (params, state, opt_state), []
-        if i0 < min(i1, full):
-            carry, scanned = jax.lax.scan(body, carry, jnp.arange(i0, min(i1, full)))
-            losses.append(scanned)
-        if i1 > full:  # the smaller last batch
-            idx = perm[full * bs:]
-            *carry, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, full))
-            losses.append(loss[None])
-        return (*carry, jnp.concatenate(losses, axis=-1))
-
-    if members:
-        return jax.jit(lambda i0, i1, *args: jax.vmap(functools.partial(piece, i0, i1),
-                                                      in_axes=(None, 0, 0, 0, 0, None, None))(*args),
-                       static_argnums=(0, 1))
-    return jax.jit(piece, static_argnums=(0, 1))
-
-
 def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, train_data, *,
                    keys, batch_size: int, epochs: int | None = None, steps: int | None = None,
                    eval_every: int | None = None, dev_data=None, shuffle: bool = True,
@@ -525,8 +394,8 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
     logs = [] if log is None else [log] if callable(log) else list(log)
     if opt_state is None:
         opt_state = jax.vmap(optimizer.init)(params)
-    order = _BatchOrder(keys, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
-    run_steps = _compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
+    order = BatchOrder(keys, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
+    run_steps = compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
                                 members=True)
     eval_fn = jax.vmap(make_eval_step(model, loss_fn, metrics), in_axes=(0, 0, None, None))
     history, done = [], 0
@@ -597,116 +466,3 @@ def _nonfinite_message(steps, losses, start: int, steps_per_epoch: int) -> str:
     bad = int(np.argmax(~np.isfinite(losses))) if not np.all(np.isfinite(losses)) else len(losses) - 1
     return (f"fit: non-finite numbers after step {start} (first seen at step {start + bad}; a "
             "replay did not reproduce them)")
-
-
-def _spec(a) -> str:
-    return f"{np.dtype(a.dtype).name}{list(np.shape(a))}"
-
-
-def _key_data(key) -> np.ndarray:
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return np.asarray(jax.random.key_data(key))
-    return np.asarray(key)
-
-
-def _settings(run: _Progress, key, x, y, dev, batch_size, shuffle, drop_last, metrics, penalty,
-              early_stopping) -> dict[str, str]:
-    """What a resumed run must share with the one that wrote the checkpoint, as text."""
-    typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-    return {
-        "train_data": f"x {_spec(x)}, y {_spec(y)}",
-        "dev_data": "none" if dev is None else f"x {_spec(dev[0])}, y {_spec(dev[1])}",
-        "batch_size": str(batch_size), "shuffle": str(bool(shuffle)), "drop_last": str(bool(drop_last)),
-        "metrics": str(sorted(metrics or {})),
-        "penalty": "none" if penalty is None else "a penalty",
-        "early_stopping": repr(early_stopping),
-        "key_impl": str(jax.random.key_impl(key)) if typed else f"raw key data {_spec(key)}",
-        "params_tree": str(jax.tree.structure(run.params)),
-        "state_tree": str(jax.tree.structure(run.state)),
-        "opt_state_tree": str(jax.tree.structure(run.opt_state)),
-    }
-
-
-def _progress_tree(run: _Progress, key, settings: dict, early_stopping) -> dict:
-    names = [k for k in run.history[0] if k != "epoch"] if run.history else []
-    tree = {
-        "params": run.params, "state": run.state, "opt_state": run.opt_state,
-        "key": _key_data(key),
-        "epoch": np.int64(run.epoch),
-        "step": np.int64(run.step),
-        "history": {"epoch": np.asarray([h["epoch"] for h in run.history], np.int64),
-                    "names": np.asarray(names, np.str_).reshape(len(names)),
-                    "values": np.asarray([[h[k] for k in names] for h in run.history],
-                                         np.float64).reshape(len(run.history), len(names))},
-        "early_stopping": {"best_value": np.float64(np.nan if run.best is None else run.best),
-                           "best_epoch": np.int64(run.best_epoch or 0),
-                           "waited": np.int64(run.waited), "stopped": np.bool_(run.stopped)},
-        "settings": {k: np.asarray(v, np.str_) for k, v in settings.items()},
-    }
-    if early_stopping is not None and early_stopping.restore_best and run.best_vars is not None:
-        tree["best"] = {"params": run.best_vars[0], "state": run.best_vars[1]}
-    return tree
-
-
-def _excerpt(a: str, b: str, width: int = 50) -> tuple[str, str]:
-    """``a`` and ``b`` cut to ``width`` characters either side of their first difference."""
-    i = next((j for j, (p, q) in enumerate(zip(a, b)) if p != q), min(len(a), len(b)))
-    cut = lambda s: ("..." if i > width else "") + s[max(0, i - width):i + width] + ("..." if len(s) > i + width else "")
-    return cut(a), cut(b)
-
-
-def _load_progress(file: str, fresh: _Progress, key, settings: dict, total: int, budget: str,
-                   early_stopping) -> _Progress:
-    """Read and check a checkpoint written by :func:`fit`; raise naming any difference."""
-    entries = _entries(_read_arrays(file, "fit"), file, "fit")
-    by_path = {p: a for p, _, a in entries}
-
-    def entry(path):
-        if path not in by_path:
-            raise CheckpointError(f"fit: checkpoint {file} lacks {path}: it was not written by fit "
-                                  "(or by an older version of it)")
-        return by_path[path]
-
-    def check(name):
-        saved, now = str(entry(f"['settings']['{name}']")), settings[name]
-        if saved != now:
-            if name.endswith("_tree"):
-                saved, now = _excerpt(saved, now)
-            raise ValueError(f"fit: checkpoint {file} was written with {name} {saved} but fit was given {now}")
-
-    for name in settings:
-        if not name.endswith("_tree"):
-            check(name)
-    saved_key, given_key = entry("['key']"), _key_data(key)
-    if saved_key.shape != given_key.shape or not np.array_equal(saved_key, given_key):
-        raise ValueError(f"fit: checkpoint {file} was written with key data {saved_key.tolist()} "
-                         f"but fit was given {given_key.tolist()}")
-    epoch, step = int(entry("['epoch']")), int(entry("['step']"))
-    if step > total:
-        raise ValueError(f"fit: checkpoint {file} holds epoch {epoch} (step {step}) but fit was given "
-                         f"{budget} ({total} steps)")
-
-    def restore(prefix, like):
-        name = prefix.replace("']['", " ").strip("[]'")  # "['best']['params']" -> "best params"
-        return _unflatten_like(_subtree_entries(entries, prefix), like, file=file, who="fit",
-                               given="fit was given", other="fit's arguments", name=name)
-
-    run = _Progress(restore("['params']", fresh.params), restore("['state']", fresh.state),
-                    restore("['opt_state']", fresh.opt_state), epoch, step)
-    for name in ("params_tree", "state_tree", "opt_state_tree"):  # same paths, other node types
-        check(name)
-    names = [str(n) for n in entry("['history']['names']").reshape(-1)]
-    values, numbers = entry("['history']['values']"), entry("['history']['epoch']")
-    if values.shape != (len(numbers), len(names)):
-        raise CheckpointError(f"fit: checkpoint {file} holds a history of shape {list(values.shape)} "
-                              f"for {len(numbers)} periods and {len(names)} entries")
-    run.history = [{"epoch": int(e), **{k: int(v) if k == "step" else float(v) for k, v in zip(names, row)}}
-                   for e, row in zip(numbers, values)]
-    best_epoch = int(entry("['early_stopping']['best_epoch']"))
-    if best_epoch:
-        run.best, run.best_epoch = float(entry("['early_stopping']['best_value']")), best_epoch
-    run.waited = int(entry("['early_stopping']['waited']"))
-    run.stopped = bool(entry("['early_stopping']['stopped']"))
-    if early_stopping is not None and early_stopping.restore_best and best_epoch:
-        run.best_vars = (restore("['best']['params']", fresh.params), restore("['best']['state']", fresh.state))
-    return run

@@ -1,0 +1,139 @@
+"""Running a range of training steps for :func:`fnnet.train.fit`: one jitted call per
+step (batches from :func:`fnnet.data.batches`), or one compiled ``lax.scan`` per epoch
+piece whose batch indices come from the epoch's permutation inside the program,
+optionally ``jax.vmap``-ed over a population.
+
+Step ``t`` is batch ``i = t mod S`` of epoch ``e = t div S``; the epoch's order is
+``permutation(fold_in(key, 2 e), n)`` and the step's key ``fold_in(fold_in(key, 2 e + 1), i)``.
+
+Imports: jax, fnnet.data, fnnet.train.step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from fnnet.data import batches
+from fnnet.train.step import make_train_step
+
+__all__: list[str] = []
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchOrder:
+    """Where step ``t`` takes its batch from: epoch ``t div S``, batch ``t mod S``."""
+    key: Any
+    n: int
+    batch_size: int
+    shuffle: bool
+    drop_last: bool
+    steps_per_epoch: int
+
+    def permutation(self, epoch: int):
+        return (jax.random.permutation(jax.random.fold_in(self.key, 2 * epoch), self.n)
+                if self.shuffle else jnp.arange(self.n))
+
+    def pieces(self, start: int, end: int):
+        """Split steps ``[start, end)`` at epoch boundaries: ``(epoch, i0, i1)`` triples."""
+        t = start
+        while t < end:
+            epoch, i = divmod(t, self.steps_per_epoch)
+            stop = min(end - epoch * self.steps_per_epoch, self.steps_per_epoch)
+            yield epoch, i, stop
+            t = epoch * self.steps_per_epoch + stop
+
+
+def stepwise(step_fn, order: BatchOrder, x, y, each: bool = False):
+    """Steps ``[start, end)`` one jitted call each, batches from :func:`fnnet.data.batches`.
+    Returns the final variables and the stacked losses, or (``each``) a generator of
+    ``(i, params, state, opt_state, loss)`` after every step."""
+    def gen(start, end, params, state, opt_state, bar):
+        for epoch, i0, i1 in order.pieces(start, end):
+            shuffle_key = jax.random.fold_in(order.key, 2 * epoch) if order.shuffle else None
+            step_key = jax.random.fold_in(order.key, 2 * epoch + 1)
+            epoch_batches = batches(x, y, order.batch_size, key=shuffle_key, shuffle=order.shuffle,
+                                    drop_last=order.drop_last)
+            for i, (xb, yb) in enumerate(itertools.islice(epoch_batches, i0, i1), start=i0):
+                params, state, opt_state, loss = step_fn(params, state, opt_state, xb, yb,
+                                                         jax.random.fold_in(step_key, i))
+                if bar is not None:
+                    bar.update(1)
+                yield epoch * order.steps_per_epoch + i, params, state, opt_state, loss
+
+    if each:
+        return gen
+
+    def run(start, end, params, state, opt_state, bar):
+        losses = []
+        for _, params, state, opt_state, loss in gen(start, end, params, state, opt_state, bar):
+            losses.append(loss)
+        return params, state, opt_state, jnp.stack(losses)
+
+    return run
+
+
+def compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchOrder, x, y,
+                    members: bool = False):
+    """Steps ``[start, end)`` as one compiled program per epoch piece: a ``lax.scan`` over
+    the full batches, whose indices come from the epoch's permutation inside the
+    program, then the smaller last batch if the piece reaches it. With ``members`` the
+    program is ``jax.vmap``-ed over a leading axis of ``order.key``, params, state and
+    optimizer state (one key stream per member, the data shared). The program is
+    cached per model, loss, optimizer and batching, so repeated calls compile once."""
+    args = (model, loss_fn, optimizer, penalty, batch_hook, order.n, order.batch_size, order.shuffle,
+            members)
+    try:
+        hash(args)
+    except TypeError:  # an unhashable piece: build the program for this call only
+        program = piece_program.__wrapped__(*args)
+    else:
+        program = piece_program(*args)
+
+    def run(start, end, params, state, opt_state, bar):
+        losses = []
+        for epoch, i0, i1 in order.pieces(start, end):
+            params, state, opt_state, piece_losses = program(i0, i1, epoch, order.key, params, state,
+                                                              opt_state, x, y)
+            losses.append(piece_losses)
+            if bar is not None:
+                bar.update(i1 - i0)
+        return params, state, opt_state, jnp.concatenate(losses, axis=-1)
+
+    return run
+
+
+@functools.lru_cache(maxsize=32)
+def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: int, shuffle: bool,
+                   members: bool):
+    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook, jit=False)
+    full = n // bs
+
+    def piece(i0, i1, epoch, key, params, state, opt_state, x, y):
+        perm = jax.random.permutation(jax.random.fold_in(key, 2 * epoch), n) if shuffle else jnp.arange(n)
+        step_key = jax.random.fold_in(key, 2 * epoch + 1)
+
+        def body(carry, i):
+            idx = jax.lax.dynamic_slice_in_dim(perm, i * bs, bs)
+            p, s, o, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, i))
+            return (p, s, o), loss
+
+        carry, losses = (params, state, opt_state), []
+        if i0 < min(i1, full):
+            carry, scanned = jax.lax.scan(body, carry, jnp.arange(i0, min(i1, full)))
+            losses.append(scanned)
+        if i1 > full:  # the smaller last batch
+            idx = perm[full * bs:]
+            *carry, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, full))
+            losses.append(loss[None])
+        return (*carry, jnp.concatenate(losses, axis=-1))
+
+    if members:
+        return jax.jit(lambda i0, i1, *args: jax.vmap(functools.partial(piece, i0, i1),
+                                                      in_axes=(None, 0, 0, 0, 0, None, None))(*args),
+                       static_argnums=(0, 1))
+    return jax.jit(piece, static_argnums=(0, 1))
