@@ -34,10 +34,6 @@ class BatchOrder:
     drop_last: bool
     steps_per_epoch: int
 
-    def permutation(self, epoch: int):
-        return (jax.random.permutation(jax.random.fold_in(self.key, 2 * epoch), self.n)
-                if self.shuffle else jnp.arange(self.n))
-
     def pieces(self, start: int, end: int):
         """Split steps ``[start, end)`` at epoch boundaries: ``(epoch, i0, i1)`` triples."""
         t = start
@@ -50,8 +46,9 @@ class BatchOrder:
 
 def stepwise(step_fn, order: BatchOrder, x, y, each: bool = False):
     """Steps ``[start, end)`` one jitted call each, batches from :func:`fnnet.data.batches`.
-    Returns the final variables and the stacked losses, or (``each``) a generator of
-    ``(i, params, state, opt_state, loss)`` after every step."""
+    Returns a function ``(start, end, params, state, opt_state, bar)`` giving the final
+    variables and the stacked losses, or (``each``) a generator of
+    ``(t, params, state, opt_state, loss)`` after every step ``t``."""
     def gen(start, end, params, state, opt_state, bar):
         for epoch, i0, i1 in order.pieces(start, end):
             shuffle_key = jax.random.fold_in(order.key, 2 * epoch) if order.shuffle else None
