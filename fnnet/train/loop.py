@@ -172,18 +172,11 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     """
     x_train, y_train = (jnp.asarray(a) for a in train_data)
     dev = None if dev_data is None else tuple(jnp.asarray(a) for a in dev_data)
-    _check_data("train_data", model, params, state, x_train, y_train)
+    _check_data("fit", "train_data", model, params, state, x_train, y_train)
     if dev is not None:
-        _check_data("dev_data", model, params, state, *dev)
-    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
-        raise ValueError(f"fit: expected batch_size >= 1, got {batch_size!r}")
-    if drop_last and len(x_train) < batch_size:
-        raise ValueError(f"fit: drop_last with batch_size {batch_size} > {len(x_train)} examples leaves no batch")
-    steps_per_epoch = len(x_train) // batch_size if drop_last else math.ceil(len(x_train) / batch_size)
-    total = _budget(epochs, steps, steps_per_epoch)
-    if eval_every is not None and not (isinstance(eval_every, (int, np.integer)) and eval_every >= 1):
-        raise ValueError(f"fit: expected eval_every as a positive int (steps), got {eval_every!r}")
-    period = steps_per_epoch if eval_every is None else int(eval_every)
+        _check_data("fit", "dev_data", model, params, state, *dev)
+    steps_per_epoch, total, period = _schedule("fit", len(x_train), batch_size, drop_last, epochs,
+                                               steps, eval_every)
     if early_stopping is not None:
         expected = {"train_loss", *(f"train_{name}" for name in metrics or {})}
         if dev is not None:
@@ -286,15 +279,24 @@ def _warn_if_diverging(loss: float, first: float, run: Progress) -> None:
                       RuntimeWarning, stacklevel=3)
 
 
-def _budget(epochs, steps, steps_per_epoch: int) -> int:
-    """Total steps from exactly one of ``epochs`` and ``steps``."""
+def _schedule(who: str, n: int, batch_size, drop_last: bool, epochs, steps, eval_every):
+    """``(steps_per_epoch, total_steps, steps_per_period)`` from the batching and exactly
+    one budget, ``epochs`` or ``steps``; every argument checked."""
+    def positive(name, value):
+        if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"{who}: expected {name} as a positive int, got {value!r}")
+        return int(value)
+
+    batch_size = positive("batch_size", batch_size)
+    if drop_last and n < batch_size:
+        raise ValueError(f"{who}: drop_last with batch_size {batch_size} > {n} examples leaves no batch")
+    per_epoch = n // batch_size if drop_last else math.ceil(n / batch_size)
     if (epochs is None) == (steps is None):
-        raise ValueError(f"fit: give exactly one budget, epochs or steps; got epochs={epochs!r}, "
+        raise ValueError(f"{who}: give exactly one budget, epochs or steps; got epochs={epochs!r}, "
                          f"steps={steps!r}")
-    name, value = ("epochs", epochs) if steps is None else ("steps", steps)
-    if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
-        raise ValueError(f"fit: expected {name} as a positive int, got {value!r}")
-    return int(value) * steps_per_epoch if steps is None else int(value)
+    total = positive("epochs", epochs) * per_epoch if steps is None else positive("steps", steps)
+    period = per_epoch if eval_every is None else positive("eval_every", eval_every)
+    return per_epoch, total, period
 
 
 def _period_name(step: int, eval_every, steps_per_epoch: int) -> str:
@@ -310,20 +312,21 @@ def _progress_bar(progress, total: int, done: int):
     return tqdm(total=total, initial=done, desc="fit", unit="step", dynamic_ncols=True)
 
 
-def _check_data(name: str, model: Module, params, state, x, y) -> None:
+def _check_data(who: str, name: str, model: Module, params, state, x, y) -> None:
     """Equal lengths, finite inputs, and integer labels inside ``[0, C)`` for a model
     giving ``C`` scores per example; errors name the first offending index."""
     if len(x) != len(y):
-        raise ValueError(f"fit: {name} has {len(x)} inputs but {len(y)} targets")
+        raise ValueError(f"{who}: {name} has {len(x)} inputs but {len(y)} targets")
     if len(x) == 0:
-        raise ValueError(f"fit: {name} is empty")
+        raise ValueError(f"{who}: {name} is empty")
     for what, a in (("input", x), ("target", y)):
         if jnp.issubdtype(a.dtype, jnp.inexact):
             finite = np.asarray(jnp.all(jnp.isfinite(a.reshape(len(a), -1)), axis=1))
             if not finite.all():
                 i = int(np.argmin(finite))
-                raise ValueError(f"fit: {name} {what} {i} holds a non-finite value "
-                                 f"({float(np.asarray(a[i]).ravel()[~np.isfinite(np.asarray(a[i]).ravel())][0])})")
+                row = np.asarray(a[i]).ravel()
+                raise ValueError(f"{who}: {name} {what} {i} holds a non-finite value "
+                                 f"({row[~np.isfinite(row)][0]})")
     if not jnp.issubdtype(y.dtype, jnp.integer):
         return
     try:
@@ -339,7 +342,7 @@ def _check_data(name: str, model: Module, params, state, x, y) -> None:
     if len(bad):
         i = int(bad[0])
         value = flat[i][(flat[i] < 0) | (flat[i] >= classes)][0]
-        raise ValueError(f"fit: {name} label {i} is {int(value)}, outside [0, {classes}) for a "
+        raise ValueError(f"{who}: {name} label {i} is {int(value)}, outside [0, {classes}) for a "
                          f"model giving {classes} scores per example")
 
 
@@ -380,17 +383,11 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
                 raise ValueError(f"fit_population: expected every {what} leaf to lead with the "
                                  f"population axis of {size} (the keys), got shape {jnp.shape(leaf)}")
     first = jax.tree.map(lambda a: a[0], (params, state))
-    _check_data("train_data", model, *first, x_train, y_train)
+    _check_data("fit_population", "train_data", model, *first, x_train, y_train)
     if dev is not None:
-        _check_data("dev_data", model, *first, *dev)
-    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
-        raise ValueError(f"fit_population: expected batch_size >= 1, got {batch_size!r}")
-    if drop_last and len(x_train) < batch_size:
-        raise ValueError(f"fit_population: drop_last with batch_size {batch_size} > {len(x_train)} "
-                         "examples leaves no batch")
-    steps_per_epoch = len(x_train) // batch_size if drop_last else math.ceil(len(x_train) / batch_size)
-    total = _budget(epochs, steps, steps_per_epoch)
-    period = steps_per_epoch if eval_every is None else int(eval_every)
+        _check_data("fit_population", "dev_data", model, *first, *dev)
+    steps_per_epoch, total, period = _schedule("fit_population", len(x_train), batch_size, drop_last,
+                                               epochs, steps, eval_every)
     logs = [] if log is None else [log] if callable(log) else list(log)
     if opt_state is None:
         opt_state = jax.vmap(optimizer.init)(params)

@@ -120,6 +120,9 @@ def test_budget_and_argument_errors():
         fit(steps=-5)
     with pytest.raises(ValueError, match="expected eval_every as a positive int"):
         fit(epochs=1, eval_every=0)
+    with pytest.raises(ValueError, match="fit: expected batch_size as a positive int, got 2.0"):
+        train.fit(m, mse, optim.sgd(0.1), params, state, (x, y), key=jax.random.key(0), batch_size=2.0,
+                  epochs=1, progress=False)
 
 
 def classifier_problem():
