@@ -14,3 +14,4 @@ from fnnet.functional._lowering import cpu_compiler_options  # noqa: F401
 from fnnet.functional.recurrent import *  # noqa: F401,F403
 from fnnet.functional.normalization import *  # noqa: F401,F403
 from fnnet.functional.dropout import *  # noqa: F401,F403
+from fnnet.functional.attention import *  # noqa: F401,F403
