@@ -216,3 +216,17 @@ def binary_cross_entropy(probs, labels):
 
 def mse(pred, target):
     return jnp.mean((pred - target) ** 2)
+
+
+def dot_product_attention(q, k, v, allowed, bias, scale):
+    """``softmax(scale q k^T + bias)`` over the allowed keys, one head per key head."""
+    logits = jnp.einsum("bthd,bshd->bhts", q, k) * scale + bias
+    weights = jax.nn.softmax(jnp.where(allowed, logits, -1e30), axis=-1)
+    return jnp.einsum("bhts,bshd->bthd", weights, v)
+
+
+def additive_attention(query, keys, values, w_query, w_key, v, allowed):
+    """Bahdanau: ``e_s = v . tanh(W_q q + W_k k_s)``, softmax over the allowed ``s``."""
+    scores = jnp.tanh((query @ w_query)[:, None, :] + keys @ w_key) @ v
+    weights = jax.nn.softmax(jnp.where(allowed, scores, -1e30), axis=-1)
+    return jnp.einsum("bs,bsd->bd", weights, values)

@@ -174,6 +174,29 @@ def _dropout(rng):
                 {}, lambda rng: _normal(rng, 2, 3, 4))
 
 
+
+def _attention(rng):
+    # q is x; a padding mask (lengths 4 and 3) and the causal mask leave every row some key
+    p = {"k": _normal(rng, 2, 4, 2, 3), "v": _normal(rng, 2, 4, 2, 2), "bias": _normal(rng, 1, 2, 3, 4)}
+    mask = F.padding_mask(jnp.asarray([4, 3]), 4)
+    allowed = mask & (jnp.arange(4)[None, None, None, :] <= jnp.arange(3)[None, None, :, None])
+    return Case(lambda p, x: F.dot_product_attention(x, p["k"], p["v"], mask=mask, bias=p["bias"],
+                                                     is_causal=True),
+                lambda p, x: R.dot_product_attention(x, p["k"], p["v"], allowed, p["bias"], 3 ** -0.5),
+                p, lambda rng: _normal(rng, 2, 3, 2, 3), ("k",))
+
+
+def _additive_attention(rng):
+    # x is the decoder state; the encoder outputs serve as keys and values
+    p = {"keys": _normal(rng, 2, 4, 3), "w_query": _normal(rng, 2, 5), "w_key": _normal(rng, 3, 5),
+         "v": _normal(rng, 5)}
+    allowed = jnp.arange(4)[None, :] < jnp.asarray([4, 2])[:, None]
+    return Case(lambda p, x: F.additive_attention(x, p["keys"], p["keys"], p["w_query"], p["w_key"], p["v"],
+                                                  mask=allowed)[0],
+                lambda p, x: R.additive_attention(x, p["keys"], p["keys"], p["w_query"], p["w_key"], p["v"],
+                                                  allowed),
+                p, lambda rng: _normal(rng, 2, 2), ("v",))
+
 N, T, FEATURES, HIDDEN = 2, 3, 3, 2
 LENGTHS = (3, 2)
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -250,6 +273,7 @@ for _kind in ("max", "avg"):
 FAMILIES.update({
     "batch_norm_train": _batch_norm_train, "batch_norm_eval": _batch_norm_eval,
     "layer_norm": _layer_norm, "group_norm": _group_norm, "dropout": _dropout,
+    "dot_product_attention": _attention, "additive_attention": _additive_attention,
 })
 for _cell in GATES:
     FAMILIES[f"{_cell}_sequence"] = functools.partial(_recurrent, _cell, False)
