@@ -1,6 +1,7 @@
 """Bundled data sets, loaded offline: sklearn's digits, breast cancer, iris and wine,
-and MNIST-1D generated procedurally (Greydanus & Kobak, "Scaling down deep learning
-with MNIST-1D", ICML 2024).
+MNIST-1D generated procedurally (Greydanus & Kobak, "Scaling down deep learning
+with MNIST-1D", ICML 2024), and the Tiny Shakespeare text shipped in ``bundled/``
+(see its README for the checksum and credit).
 
 Every loader returns NumPy arrays: features float32, labels int32. Values are the
 raw ones of the source (digits 0..16, MNIST-1D real-valued); standardise or rescale
@@ -12,11 +13,13 @@ dependencies of fnnet, and neither touches the network here).
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 
 import numpy as np
 
 __all__ = ["load_digits", "load_breast_cancer", "load_iris", "load_wine", "load_mnist1d",
-           "MNIST1D_SHUFFLE_PERMUTATION_SEED"]
+           "MNIST1D_SHUFFLE_PERMUTATION_SEED", "load_tiny_shakespeare", "TINY_SHAKESPEARE_SHA256"]
 
 MNIST1D_SHUFFLE_PERMUTATION_SEED = 42
 
@@ -103,3 +106,20 @@ def load_mnist1d(shuffle_seq: bool = False):
         perm = np.random.RandomState(MNIST1D_SHUFFLE_PERMUTATION_SEED).permutation(x.shape[1])
         x, x_test = x[:, perm], x_test[:, perm]
     return (x, y), (x_test, y_test)
+
+
+TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+
+def load_tiny_shakespeare() -> str:
+    """The Tiny Shakespeare corpus (1,115,394 characters, 65 distinct) of char-rnn and
+    nanoGPT, from the copy bundled with fnnet; raises ``OSError`` if its sha256 is not
+    :data:`TINY_SHAKESPEARE_SHA256`."""
+    path = os.path.join(os.path.dirname(__file__), "bundled", "tinyshakespeare.txt")
+    with open(path, "rb") as f:
+        raw = f.read()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != TINY_SHAKESPEARE_SHA256:
+        raise OSError(f"load_tiny_shakespeare: {path} has sha256 {digest}, expected "
+                      f"{TINY_SHAKESPEARE_SHA256}: the bundled file is damaged")
+    return raw.decode("utf-8")

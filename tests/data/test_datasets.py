@@ -51,3 +51,11 @@ def test_mnist1d_matches_generator_and_keeps_global_rng():
     # the cache hands out copies: mutating a result does not change the next call
     x[:] = 0
     assert data.load_mnist1d()[0][0].any()
+
+
+def test_tiny_shakespeare_is_the_published_corpus():
+    text = data.load_tiny_shakespeare()
+    # the char-rnn corpus: its length, its 65 characters and its first line
+    assert len(text) == 1_115_394
+    assert len(set(text)) == 65
+    assert text.startswith("First Citizen:\nBefore we proceed any further, hear me speak.")
