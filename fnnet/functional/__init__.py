@@ -15,3 +15,5 @@ from fnnet.functional.recurrent import *  # noqa: F401,F403
 from fnnet.functional.normalization import *  # noqa: F401,F403
 from fnnet.functional.dropout import *  # noqa: F401,F403
 from fnnet.functional.attention import *  # noqa: F401,F403
+from fnnet.functional.embedding import *  # noqa: F401,F403
+from fnnet.functional.positional import *  # noqa: F401,F403

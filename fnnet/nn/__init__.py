@@ -8,3 +8,4 @@ from fnnet.nn.conv import *  # noqa: F401,F403
 from fnnet.nn.recurrent import *  # noqa: F401,F403
 from fnnet.nn.normalization import *  # noqa: F401,F403
 from fnnet.nn.cost import *  # noqa: F401,F403
+from fnnet.nn.embedding import *  # noqa: F401,F403
