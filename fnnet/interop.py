@@ -3,17 +3,31 @@
 Each function takes a ``state_dict`` (any mapping from names to tensors or arrays;
 values may be ``torch.Tensor`` s, NumPy arrays, or anything with ``.numpy()`` or
 understood by ``np.asarray``) and the ``prefix`` of one PyTorch module inside it
-(``"encoder.0."``), and returns the params of the matching fnnet layer:
+(``"encoder.0."``), and returns the params of the matching fnnet layer (the
+attention layers live in ``fnnet.nn.attention`` and ``fnnet.nn.transformer``):
 
-==========================  ======================================  ========================================
-PyTorch                     fnnet                                   conversion
-==========================  ======================================  ========================================
-``nn.Linear``               ``nn.dense``                            ``kernel = weight.T``
-``nn.Conv1d/2d/3d``         ``nn.conv``                             ``kernel (*window, in/groups, out)``
-``nn.BatchNorm1d/2d/3d``    ``nn.batch_norm``                       ``scale, bias``; state ``mean, var``
-``nn.RNN/GRU/LSTM``         ``nn.simple_rnn/gru/lstm``              ``w_ih = weight_ih_l{k}.T`` etc.,
-                                                                    every layer and both directions
-==========================  ======================================  ========================================
+==============================  =============================  =========================================
+PyTorch                         fnnet                          conversion
+==============================  =============================  =========================================
+``nn.Linear``                   ``nn.dense``                   ``kernel = weight.T``
+``nn.Conv1d/2d/3d``             ``nn.conv``                    ``kernel (*window, in/groups, out)``
+``nn.BatchNorm1d/2d/3d``        ``nn.batch_norm``              ``scale, bias``; state ``mean, var``
+``nn.RNN/GRU/LSTM``             ``nn.simple_rnn/gru/lstm``     ``w_ih = weight_ih_l{k}.T`` etc.,
+                                                               every layer and both directions
+``nn.LayerNorm``                ``nn.layer_norm``              ``scale = weight``, ``bias``
+``nn.MultiheadAttention``       ``multi_head_attention``       ``in_proj_weight (3E, E)`` split into
+                                                               ``query/key/value`` (or ``qkv``), ``.T``;
+                                                               ``out = out_proj``
+``nn.TransformerEncoderLayer``  ``transformer_encoder_block``  ``attention, norm1, norm2``; ``mlp``
+                                                               ``= {hidden: linear1, output: linear2}``
+``nn.TransformerDecoderLayer``  ``transformer_decoder_block``  ``self_attention, cross_attention``,
+                                                               ``norm1..3``, ``mlp`` as above
+==============================  =============================  =========================================
+
+Attention layers: build the fnnet layer with PyTorch's ``num_heads``, ``fused_qkv``
+matching ``fused`` here, and the masks turned around (PyTorch's ``key_padding_mask``
+and boolean ``attn_mask`` are True where attention is *forbidden*; fnnet's are True
+where it is allowed). ``add_bias_kv`` and ``add_zero_attn`` have no fnnet twin.
 
 Recurrent layers must be built with the same ``num_layers`` and ``bidirectional``
 (``batch_first=True`` on the PyTorch side; fnnet is always batch-major). The gate
@@ -34,8 +48,9 @@ from typing import Any, Mapping
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["to_numpy", "linear", "conv", "batch_norm", "lstm", "gru", "rnn", "recurrent", "convert",
-           "sequential"]
+__all__ = ["to_numpy", "linear", "conv", "batch_norm", "lstm", "gru", "rnn", "recurrent", "layer_norm",
+           "multi_head_attention", "transformer_encoder_layer", "transformer_decoder_layer",
+           "convert", "sequential"]
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -169,6 +184,90 @@ def gru(state_dict: Mapping, prefix: str = "", *, dtype=None) -> dict:
 def rnn(state_dict: Mapping, prefix: str = "", *, dtype=None) -> dict:
     """``nn.RNN`` -> params of ``fnnet.nn.simple_rnn`` (same ``nonlinearity``; see :func:`recurrent`)."""
     return recurrent(state_dict, prefix, kind="rnn", dtype=dtype)
+
+
+def layer_norm(state_dict: Mapping, prefix: str = "", *, dtype=None) -> dict:
+    """``nn.LayerNorm`` -> ``nn.layer_norm`` params: ``{"scale": weight, "bias": bias}`` (each
+    absent when PyTorch has none: ``elementwise_affine=False`` or ``bias=False``)."""
+    params = {}
+    for ours, theirs in (("scale", "weight"), ("bias", "bias")):
+        value = _get(state_dict, prefix + theirs, "layer_norm", required=False)
+        if value is not None:
+            params[ours] = _arr(value, dtype)
+    return params
+
+
+def multi_head_attention(state_dict: Mapping, prefix: str = "", *, fused: bool = False,
+                         dtype=None) -> dict:
+    """``nn.MultiheadAttention`` -> params of ``nn.attention.multi_head_attention``.
+
+    PyTorch's ``in_proj_weight (3E, E)`` stacks the query, key and value weights;
+    ``fused=False`` gives ``query/key/value = {"kernel": W_i.T, "bias": b_i}``,
+    ``fused=True`` one ``qkv = {"kernel": in_proj_weight.T (E, 3E), "bias": in_proj_bias}``.
+    With ``kdim``/``vdim`` set, PyTorch keeps ``q/k/v_proj_weight`` apart (``fused``
+    must be False). ``out = {"kernel": out_proj.weight.T, "bias": out_proj.bias}``.
+    """
+    where = "multi_head_attention"
+    if prefix + "bias_k" in state_dict or prefix + "bias_v" in state_dict:
+        raise ValueError(f"{where}: add_bias_kv=True ({prefix}bias_k, {prefix}bias_v) has no fnnet twin")
+    bias = _get(state_dict, prefix + "in_proj_bias", where, required=False)
+    if prefix + "in_proj_weight" in state_dict:
+        w = _get(state_dict, prefix + "in_proj_weight", where)
+        if w.ndim != 2 or w.shape[0] % 3:
+            raise ValueError(f"{where}: expected {prefix}in_proj_weight of shape (3E, E), got {w.shape}")
+        if fused:
+            params = {"qkv": {"kernel": _arr(w.T, dtype)}}
+            if bias is not None:
+                params["qkv"]["bias"] = _arr(bias, dtype)
+            ws = None
+        else:
+            ws = np.split(w, 3, axis=0)
+    else:
+        if fused:
+            raise ValueError(f"{where}: fused=True needs in_proj_weight, but {prefix!r} holds separate "
+                             "q/k/v_proj_weight (kdim or vdim differ from embed_dim)")
+        ws = [_get(state_dict, f"{prefix}{n}_proj_weight", where) for n in "qkv"]
+    if ws is not None:
+        bs = [None] * 3 if bias is None else np.split(bias, np.cumsum([a.shape[0] for a in ws])[:2])
+        params = {}
+        for n, wi, bi in zip(("query", "key", "value"), ws, bs):
+            params[n] = {"kernel": _arr(wi.T, dtype)}
+            if bi is not None:
+                params[n]["bias"] = _arr(bi, dtype)
+    params["out"] = linear(state_dict, prefix + "out_proj.", dtype=dtype)
+    return params
+
+
+def _mlp_and_norms(state_dict, prefix, norms, dtype):
+    params = {"mlp": {"hidden": linear(state_dict, prefix + "linear1.", dtype=dtype),
+                      "output": linear(state_dict, prefix + "linear2.", dtype=dtype)}}
+    for k in range(1, norms + 1):
+        params[f"norm{k}"] = layer_norm(state_dict, f"{prefix}norm{k}.", dtype=dtype)
+    return params
+
+
+def transformer_encoder_layer(state_dict: Mapping, prefix: str = "", *, fused: bool = False,
+                              dtype=None) -> dict:
+    """``nn.TransformerEncoderLayer`` -> params of ``nn.transformer.transformer_encoder_block``:
+    ``attention`` from ``self_attn`` (see :func:`multi_head_attention`), ``mlp.hidden``
+    from ``linear1``, ``mlp.output`` from ``linear2``, ``norm1``, ``norm2``. Build the
+    block with the same ``norm_first``, ``activation`` and ``layer_norm_eps``."""
+    params = _mlp_and_norms(state_dict, prefix, 2, dtype)
+    params["attention"] = multi_head_attention(state_dict, prefix + "self_attn.", fused=fused, dtype=dtype)
+    return params
+
+
+def transformer_decoder_layer(state_dict: Mapping, prefix: str = "", *, fused: bool = False,
+                              dtype=None) -> dict:
+    """``nn.TransformerDecoderLayer`` -> params of ``nn.transformer.transformer_decoder_block``:
+    ``self_attention`` from ``self_attn``, ``cross_attention`` from ``multihead_attn``,
+    ``mlp`` from ``linear1``/``linear2``, ``norm1..3``."""
+    params = _mlp_and_norms(state_dict, prefix, 3, dtype)
+    params["self_attention"] = multi_head_attention(state_dict, prefix + "self_attn.", fused=fused,
+                                                    dtype=dtype)
+    params["cross_attention"] = multi_head_attention(state_dict, prefix + "multihead_attn.",
+                                                     fused=fused, dtype=dtype)
+    return params
 
 
 def convert(state_dict: Mapping, prefix: str = "", *, dtype=None) -> tuple[dict, dict]:
