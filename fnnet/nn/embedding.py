@@ -10,7 +10,6 @@ Imports: fnnet.functional, fnnet.init.
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from fnnet import init as initializers
