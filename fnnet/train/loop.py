@@ -34,6 +34,7 @@ Imports: jax, numpy, fnnet.nn, fnnet.train.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -85,13 +86,15 @@ class FitResult:
     """What :func:`fit` returns. ``history`` has one dict per evaluation period:
     ``epoch`` (and ``step`` with ``eval_every``), ``train_loss`` and ``dev_<metric>``
     entries; ``best_epoch`` is the epoch (the step, with ``eval_every``) of the best
-    entry under early stopping."""
+    entry under early stopping; ``diverged`` says that ``on_nonfinite="stop"`` ended
+    the run at a non-finite number."""
     params: Any
     state: Any
     opt_state: Any
     history: list
     best_epoch: int | None = None
     stopped_early: bool = False
+    diverged: bool = False
 
 
 def evaluate(evaluate_step: Callable, params, state, x, y, batch_size: int = 1024) -> dict:
@@ -114,7 +117,9 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         compile_epochs: bool = False, early_stopping: EarlyStopping | None = None,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
         opt_state=None, progress: bool | None = None,
-        log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None) -> FitResult:
+        log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None,
+        eval_at_start: bool = False, train_metrics: bool = True,
+        on_nonfinite: str = "raise") -> FitResult:
     """Train ``model`` on ``train_data = (x, y)`` with mini-batch steps.
 
     The budget is ``epochs`` passes over the data or ``steps`` optimizer steps (one of
@@ -156,6 +161,16 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
       progress: a progress bar (tqdm) with the loss and the step rate; default: on when
         standard error is a terminal and the ``CI`` environment variable is unset.
       log: a callable, or a sequence of them, called with each new history entry.
+      eval_at_start: first append an entry for the initial variables, ``{"epoch": 0}``
+        (and ``"step": 0``) with ``train_loss`` the loss over the whole training set in
+        evaluation mode, and the dev and train metrics (not counted by early stopping).
+      train_metrics: with ``metrics``, also evaluate them on the training set after
+        every period (``train_<name>``); ``False`` skips that pass.
+      on_nonfinite: ``"raise"`` (a ``FloatingPointError``, see below) or ``"stop"``:
+        the period whose training numbers or dev metrics became non-finite is appended
+        to the history as it stands (its ``train_loss`` may be nan), training ends, and
+        the result has ``diverged=True`` and the variables of the last finite period.
+        For experiments about divergence.
 
     Raises:
       ValueError: bad arguments or data (the message names the offending index); on
@@ -184,9 +199,10 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         if early_stopping.monitor not in expected:
             raise KeyError(f"EarlyStopping: monitored {early_stopping.monitor!r} is not in the "
                            f"history entry {sorted(expected | {'epoch'})}")
+    if on_nonfinite not in ("raise", "stop"):
+        raise ValueError(f"fit: expected on_nonfinite 'raise' or 'stop', got {on_nonfinite!r}")
     logs = [] if log is None else [log] if callable(log) else list(log)
-    step_fn = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook)
-    eval_fn = make_eval_step(model, loss_fn, metrics)
+    step_fn, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics)
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     order = BatchOrder(key, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
     run_steps = (compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train)
@@ -197,7 +213,8 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
                          metrics, penalty, early_stopping)
     settings.update(eval_every="epoch" if eval_every is None else str(period),
                     batch_hook="none" if batch_hook is None else "a hook",
-                    compile_epochs=str(bool(compile_epochs)))
+                    compile_epochs=str(bool(compile_epochs)), eval_at_start=str(bool(eval_at_start)),
+                    train_metrics=str(bool(train_metrics)))
     on_disk = None  # the period the checkpoint file holds, once this call knows it
     if checkpoint is not None and resume:
         for stale in _stale_temporary_files(checkpoint):
@@ -207,8 +224,23 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
             run = load_progress(os.fspath(checkpoint), run, key, settings, total, budget, early_stopping)
             on_disk = _period_name(run.step, eval_every, steps_per_epoch)
 
+    def measure(entry, params, state):
+        if dev is not None:
+            entry.update({f"dev_{k}": v for k, v in evaluate(eval_fn, params, state, *dev).items()})
+        if metrics and train_metrics:
+            values = evaluate(eval_fn, params, state, x_train, y_train)
+            entry.update({f"train_{k}": v for k, v in values.items() if k != "loss"})
+        return entry
+
+    if eval_at_start and run.step == 0 and not run.history:
+        entry = {"epoch": 0} if eval_every is None else {"step": 0, "epoch": 0}
+        entry["train_loss"] = evaluate(eval_fn, run.params, run.state, x_train, y_train)["loss"]
+        run.history.append(measure(entry, run.params, run.state))
+        for fn in logs:
+            fn(entry)
     bar = _progress_bar(progress, total, run.step)
     first_loss = None
+    diverged = False
     try:
         while run.step < total and not run.stopped:
             end = min((run.step // period + 1) * period, total)
@@ -216,6 +248,15 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
             params, state, opt_state, losses = run_steps(run.step, end, *start, bar)
             losses = np.asarray(losses)
             if not (np.all(np.isfinite(losses)) and bool(np.all(_finite_flags((params, state, opt_state))))):
+                if on_nonfinite == "stop":
+                    epoch = -(-end // steps_per_epoch)
+                    entry = {"epoch": epoch} if eval_every is None else {"step": end, "epoch": epoch}
+                    entry["train_loss"] = float(np.mean(losses))
+                    run.history.append(entry)
+                    for fn in logs:
+                        fn(entry)
+                    diverged = True
+                    break
                 where = ""
                 if checkpoint is not None:
                     where = (f"; the checkpoint {checkpoint} holds {on_disk}, the last with finite numbers"
@@ -225,12 +266,15 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
             epoch = -(-end // steps_per_epoch)
             entry = {"epoch": epoch} if eval_every is None else {"step": end, "epoch": epoch}
             entry["train_loss"] = float(np.mean(losses))
-            if dev is not None:
-                entry.update({f"dev_{k}": v for k, v in evaluate(eval_fn, params, state, *dev).items()})
-            if metrics:
-                train_metrics = evaluate(eval_fn, params, state, x_train, y_train)
-                entry.update({f"train_{k}": v for k, v in train_metrics.items() if k != "loss"})
+            entry = measure(entry, params, state)
             bad = [k for k, v in entry.items() if k.startswith("dev_") and not math.isfinite(v)]
+            if bad and on_nonfinite == "stop":
+                run.params, run.state, run.opt_state, run.step = params, state, opt_state, end
+                run.history.append(entry)
+                for fn in logs:
+                    fn(entry)
+                diverged = True
+                break
             if bad:
                 raise FloatingPointError(f"fit: {bad[0]} became {entry[bad[0]]} at "
                                          f"{_period_name(end, eval_every, steps_per_epoch)} although "
@@ -263,7 +307,27 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     params, state = run.params, run.state
     if early_stopping is not None and early_stopping.restore_best and run.best_vars is not None:
         params, state = run.best_vars
-    return FitResult(params, state, run.opt_state, run.history, run.best_epoch, run.stopped)
+    return FitResult(params, state, run.opt_state, run.history, run.best_epoch, run.stopped, diverged)
+
+
+def _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population: bool = False):
+    """The jitted train step and eval step (for a population: the eval step ``vmap``-ed
+    over the members), built once per model, loss, optimizer and metrics, so that
+    repeated calls of :func:`fit` compile once."""
+    args = (model, loss_fn, optimizer, penalty, batch_hook, tuple((metrics or {}).items()), population)
+    try:
+        hash(args)
+    except TypeError:  # an unhashable piece: build the steps for this call only
+        return _build_steps.__wrapped__(*args)
+    return _build_steps(*args)
+
+
+@functools.lru_cache(maxsize=32)
+def _build_steps(model, loss_fn, optimizer, penalty, batch_hook, metric_items, population):
+    eval_fn = make_eval_step(model, loss_fn, dict(metric_items))
+    if population:
+        return None, jax.jit(jax.vmap(eval_fn, in_axes=(0, 0, None, None)))
+    return make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook), eval_fn
 
 
 # A period's mean training loss this many times the first step's loss triggers the
@@ -352,7 +416,9 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
                    drop_last: bool = False, metrics: Mapping[str, Callable] | None = None,
                    penalty: Callable | None = None, batch_hook: Callable | None = None,
                    opt_state=None, progress: bool | None = None,
-                   log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None) -> FitResult:
+                   log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None,
+                   eval_at_start: bool = False, train_metrics: bool = True,
+                   on_nonfinite: str = "raise") -> FitResult:
     """:func:`fit` for a population of ``P`` models trained side by side as one program.
 
     ``params`` and ``state`` carry a leading axis of ``P`` members (e.g.
@@ -367,6 +433,11 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
 
     History entries hold one value per member (lists of ``P`` floats). No early
     stopping or checkpoints here: train a member alone with :func:`fit` for those.
+    ``eval_at_start`` and ``train_metrics`` are :func:`fit`'s. ``on_nonfinite`` is
+    ``"raise"`` (a ``FloatingPointError`` naming the first member whose training loss
+    became non-finite) or ``"continue"``: such a member trains on with its non-finite
+    numbers (as it would alone, where it cannot recover) and the others are unaffected,
+    e.g. a learning-rate search in which the largest rates diverge.
 
     Returns:
       A :class:`FitResult` whose params, state and opt_state have the leading axis ``P``.
@@ -388,34 +459,46 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
         _check_data("fit_population", "dev_data", model, *first, *dev)
     steps_per_epoch, total, period = _schedule("fit_population", len(x_train), batch_size, drop_last,
                                                epochs, steps, eval_every)
+    if on_nonfinite not in ("raise", "continue"):
+        raise ValueError(f"fit_population: expected on_nonfinite 'raise' or 'continue', got {on_nonfinite!r}")
     logs = [] if log is None else [log] if callable(log) else list(log)
     if opt_state is None:
         opt_state = jax.vmap(optimizer.init)(params)
     order = BatchOrder(keys, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
     run_steps = compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
                                 members=True)
-    eval_fn = jax.vmap(make_eval_step(model, loss_fn, metrics), in_axes=(0, 0, None, None))
+    _, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population=True)
+
+    def measure(entry, params, state):
+        if dev is not None:
+            entry.update({f"dev_{k}": v.tolist()
+                          for k, v in _evaluate_members(eval_fn, params, state, *dev).items()})
+        if metrics and train_metrics:
+            values = _evaluate_members(eval_fn, params, state, x_train, y_train)
+            entry.update({f"train_{k}": v.tolist() for k, v in values.items() if k != "loss"})
+        return entry
+
     history, done = [], 0
+    if eval_at_start:
+        entry = {"epoch": 0} if eval_every is None else {"step": 0, "epoch": 0}
+        entry["train_loss"] = _evaluate_members(eval_fn, params, state, x_train, y_train)["loss"].tolist()
+        history.append(measure(entry, params, state))
+        for fn in logs:
+            fn(entry)
     bar = _progress_bar(progress, total, 0)
     try:
         while done < total:
             end = min((done // period + 1) * period, total)
             params, state, opt_state, losses = run_steps(done, end, params, state, opt_state, bar)
             losses = np.asarray(losses)
-            if not np.all(np.isfinite(losses)):
+            if on_nonfinite == "raise" and not np.all(np.isfinite(losses)):
                 member = int(np.argmax(~np.all(np.isfinite(losses), axis=1)))
                 raise FloatingPointError(f"fit_population: member {member}'s training loss became "
                                          f"non-finite between steps {done} and {end}")
             epoch = -(-end // steps_per_epoch)
             entry = {"epoch": epoch} if eval_every is None else {"step": end, "epoch": epoch}
             entry["train_loss"] = losses.mean(axis=1).tolist()
-            if dev is not None:
-                entry.update({f"dev_{k}": v.tolist()
-                              for k, v in _evaluate_members(eval_fn, params, state, *dev).items()})
-            if metrics:
-                values = _evaluate_members(eval_fn, params, state, x_train, y_train)
-                entry.update({f"train_{k}": v.tolist() for k, v in values.items() if k != "loss"})
-            history.append(entry)
+            history.append(measure(entry, params, state))
             done = end
             for fn in logs:
                 fn(entry)

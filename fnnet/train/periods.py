@@ -1,7 +1,9 @@
 """Running a range of training steps for :func:`fnnet.train.fit`: one jitted call per
 step (batches from :func:`fnnet.data.batches`), or one compiled ``lax.scan`` per epoch
 piece whose batch indices come from the epoch's permutation inside the program,
-optionally ``jax.vmap``-ed over a population.
+optionally ``jax.vmap``-ed over a population. Without shuffling, and with every batch
+full, one ``lax.scan`` runs the whole range across epoch boundaries (batch ``i`` is
+the slice ``x[i b : (i + 1) b]``).
 
 Step ``t`` is batch ``i = t mod S`` of epoch ``e = t div S``; the epoch's order is
 ``permutation(fold_in(key, 2 e), n)`` and the step's key ``fold_in(fold_in(key, 2 e + 1), i)``.
@@ -82,14 +84,11 @@ def compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchO
     program is ``jax.vmap``-ed over a leading axis of ``order.key``, params, state and
     optimizer state (one key stream per member, the data shared). The program is
     cached per model, loss, optimizer and batching, so repeated calls compile once."""
+    if not order.shuffle and (order.drop_last or order.n % order.batch_size == 0):
+        return _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x, y, members)
     args = (model, loss_fn, optimizer, penalty, batch_hook, order.n, order.batch_size, order.shuffle,
             members)
-    try:
-        hash(args)
-    except TypeError:  # an unhashable piece: build the program for this call only
-        program = piece_program.__wrapped__(*args)
-    else:
-        program = piece_program(*args)
+    program = _cached(piece_program, args)
 
     def run(start, end, params, state, opt_state, bar):
         losses = []
@@ -134,3 +133,51 @@ def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: in
                                                       in_axes=(None, 0, 0, 0, 0, None, None))(*args),
                        static_argnums=(0, 1))
     return jax.jit(piece, static_argnums=(0, 1))
+
+
+def _cached(builder, args):
+    try:
+        hash(args)
+    except TypeError:  # an unhashable piece: build the program for this call only
+        return builder.__wrapped__(*args)
+    return builder(*args)
+
+
+def _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchOrder, x, y, members: bool):
+    """Steps ``[start, end)`` in data order as one ``lax.scan`` across epochs: step ``t``
+    takes the slice ``x[i b : (i + 1) b]`` with ``i = t mod S`` and the key
+    ``fold_in(fold_in(key, 2 (t div S) + 1), i)``, as :func:`stepwise` does."""
+    program = _cached(span_program, (model, loss_fn, optimizer, penalty, batch_hook, order.batch_size,
+                                     order.steps_per_epoch, members))
+
+    def run(start, end, params, state, opt_state, bar):
+        params, state, opt_state, losses = program(end - start, start, order.key, params, state,
+                                                   opt_state, x, y)
+        if bar is not None:
+            bar.update(end - start)
+        return params, state, opt_state, losses
+
+    return run
+
+
+@functools.lru_cache(maxsize=32)
+def span_program(model, loss_fn, optimizer, penalty, batch_hook, bs: int, per_epoch: int, members: bool):
+    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook, jit=False)
+
+    def span(length, start, key, params, state, opt_state, x, y):
+        def body(carry, t):
+            epoch, i = t // per_epoch, t % per_epoch
+            xb = jax.lax.dynamic_slice_in_dim(x, i * bs, bs)
+            yb = jax.lax.dynamic_slice_in_dim(y, i * bs, bs)
+            step_key = jax.random.fold_in(jax.random.fold_in(key, 2 * epoch + 1), i)
+            p, s, o, loss = step(*carry, xb, yb, step_key)
+            return (p, s, o), loss
+
+        carry, losses = jax.lax.scan(body, (params, state, opt_state), start + jnp.arange(length))
+        return (*carry, losses)
+
+    if members:
+        return jax.jit(lambda length, *args: jax.vmap(functools.partial(span, length),
+                                                      in_axes=(None, 0, 0, 0, 0, None, None))(*args),
+                       static_argnums=0)
+    return jax.jit(span, static_argnums=0)

@@ -21,9 +21,9 @@ def mse(out, y):
     return jnp.mean((out[:, 0] - y) ** 2)
 
 
-def reference_sgd(x, y, key, lr, batch_size, total_steps, drop_last, hook=None, start=0.0):
+def reference_sgd(x, y, key, lr, batch_size, total_steps, drop_last, hook=None, start=0.0, shuffle=True):
     """SGD on ``y ~ x w + b`` written out: epoch e's order is
-    ``permutation(fold_in(key, 2e), n)``; the hook's key is
+    ``permutation(fold_in(key, 2e), n)`` (``0 .. n-1`` without ``shuffle``); the hook's key is
     ``fold_in(fold_in(fold_in(key, 2e + 1), i), HOOK_STREAM)``; weights start at ``start``.
     Returns (w, b, losses)."""
     n = len(x)
@@ -32,7 +32,7 @@ def reference_sgd(x, y, key, lr, batch_size, total_steps, drop_last, hook=None, 
     out = []
     for t in range(total_steps):
         e, i = divmod(t, per_epoch)
-        perm = np.asarray(jax.random.permutation(jax.random.fold_in(key, 2 * e), n))
+        perm = np.asarray(jax.random.permutation(jax.random.fold_in(key, 2 * e), n)) if shuffle else np.arange(n)
         idx = perm[i * batch_size:(i + 1) * batch_size]
         xb, yb = x[idx], y[idx]
         if hook is not None:
@@ -213,3 +213,108 @@ def test_population_members_follow_their_own_key_streams(x64):
         train.fit_population(m, mse, optim.sgd(0.05), params, state, (x, y),
                              keys=jax.random.wrap_key_data(key_data[:2]), steps=2,
                              batch_size=6, progress=False)
+
+
+@pytest.mark.parametrize("compile_epochs", [False, True])
+def test_in_order_batches_across_epochs_match_the_written_out_loop(compile_epochs, x64):
+    """shuffle=False: step t takes batch t mod S in data order; with compile_epochs the
+    periods (7 steps, S = 4) run as one scan across epoch boundaries."""
+    x, y = linear_problem()
+    key = jax.random.key(5)
+
+    def hook(xb, yb, k):  # the step keys still follow the documented stream
+        return xb + 0.1 * jax.random.normal(k, xb.shape, xb.dtype), yb
+
+    m = linear_model()
+    params, state = m.init(jax.random.key(0), x)
+    result = train.fit(m, mse, optim.sgd(0.05), params, state, (x, y), key=key, steps=15, batch_size=5,
+                       eval_every=7, shuffle=False, batch_hook=hook, compile_epochs=compile_epochs,
+                       progress=False)
+    w, b, ref_losses = reference_sgd(x, y, key, 0.05, 5, 15, False, hook=hook, shuffle=False)
+    np.testing.assert_allclose(result.params["kernel"][:, 0], w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(result.params["bias"][0], b, rtol=1e-12, atol=1e-12)
+    assert [h["step"] for h in result.history] == [7, 14, 15]
+    for h, block in zip(result.history, (ref_losses[:7], ref_losses[7:14], ref_losses[14:])):
+        np.testing.assert_allclose(h["train_loss"], block.mean(), rtol=1e-12)
+
+
+def test_eval_at_start_and_train_metrics(x64):
+    """The entry before the first step holds the initial params' loss on the whole
+    training set and the dev loss, both in closed form; train_metrics=False skips the
+    training-set metrics."""
+    x, y = linear_problem()
+    x_dev, y_dev = linear_problem(n=8, seed=1)
+    m = linear_model()
+    params, state = m.init(jax.random.key(0), x)
+    params = {"kernel": jnp.full((3, 1), 0.5), "bias": jnp.full((1,), -0.25)}
+    mae = lambda out, t: jnp.mean(jnp.abs(out[:, 0] - t))  # noqa: E731
+    result = train.fit(m, mse, optim.sgd(0.05), params, state, (x, y), key=jax.random.key(1), epochs=2,
+                       batch_size=10, dev_data=(x_dev, y_dev), metrics={"mae": mae}, eval_at_start=True,
+                       progress=False)
+    pred, pred_dev = x @ np.full(3, 0.5) - 0.25, x_dev @ np.full(3, 0.5) - 0.25
+    # evaluated numbers come back as float32 (make_eval_step), hence rtol 1e-6
+    first = result.history[0]
+    assert [h["epoch"] for h in result.history] == [0, 1, 2]
+    assert set(first) == set(result.history[1]) == {"epoch", "train_loss", "dev_loss", "dev_mae", "train_mae"}
+    np.testing.assert_allclose(first["train_loss"], np.mean((pred - y) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(first["dev_loss"], np.mean((pred_dev - y_dev) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(first["train_mae"], np.mean(np.abs(pred - y)), rtol=1e-6)
+    quiet = train.fit(m, mse, optim.sgd(0.05), params, state, (x, y), key=jax.random.key(1), epochs=2,
+                      batch_size=10, dev_data=(x_dev, y_dev), metrics={"mae": mae}, train_metrics=False,
+                      progress=False)
+    assert set(quiet.history[0]) == {"epoch", "train_loss", "dev_loss", "dev_mae"}
+    np.testing.assert_allclose(quiet.history[-1]["dev_mae"], result.history[-1]["dev_mae"], rtol=1e-6)
+    pop = train.fit_population(m, mse, optim.sgd(0.05), jax.tree.map(lambda a: a[None], params), {},
+                               (x, y), keys=jax.random.split(jax.random.key(2), 1), epochs=1, batch_size=10,
+                               dev_data=(x_dev, y_dev), eval_at_start=True, progress=False)
+    np.testing.assert_allclose(pop.history[0]["train_loss"][0], np.mean((pred - y) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(pop.history[0]["dev_loss"][0], np.mean((pred_dev - y_dev) ** 2), rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:fit. the training loss grew")
+def test_on_nonfinite_stop_records_the_period_and_keeps_the_last_finite_variables(x64):
+    """SGD at lr 1 on inputs of size 1e30 diverges: with on_nonfinite="stop" the history ends
+    with the non-finite period and the variables are the written-out loop's after the
+    last finite period."""
+    x, y = linear_problem()
+    x = x * 1e30  # the first update makes the weights ~1e30; the loss overflows a few steps on
+    key = jax.random.key(6)
+    m = linear_model()
+    params, state = m.init(jax.random.key(0), x)
+    with pytest.raises(FloatingPointError):
+        train.fit(m, mse, optim.sgd(1.0), params, state, (x, y), key=key, steps=12, batch_size=5,
+                  eval_every=2, progress=False)
+    result = train.fit(m, mse, optim.sgd(1.0), params, state, (x, y), key=key, steps=12, batch_size=5,
+                       eval_every=2, on_nonfinite="stop", progress=False)
+    with np.errstate(all="ignore"):
+        w, b, ref_losses = reference_sgd(x, y, key, 1.0, 5, 12, False)
+    bad = int(np.argmax(~np.isfinite(ref_losses)))  # the first step with a non-finite loss
+    assert result.diverged and len(result.history) == bad // 2 + 1
+    assert not np.isfinite(result.history[-1]["train_loss"])
+    assert all(np.isfinite(h["train_loss"]) for h in result.history[:-1])
+    last = 2 * (bad // 2)  # the steps of the last finite period
+    w_last, b_last, _ = reference_sgd(x, y, key, 1.0, 5, last, False)
+    np.testing.assert_allclose(result.params["kernel"][:, 0], w_last, rtol=1e-12)
+    np.testing.assert_allclose(result.params["bias"][0], b_last, rtol=1e-12)
+    with pytest.raises(ValueError, match="on_nonfinite 'raise' or 'stop', got 'skip'"):
+        train.fit(m, mse, optim.sgd(1.0), params, state, (x, y), key=key, steps=2, batch_size=5,
+                  on_nonfinite="skip", progress=False)
+
+
+def test_population_on_nonfinite_continue_leaves_the_other_members_alone(x64):
+    """A member starting from an infinite weight goes nan; with on_nonfinite="continue"
+    member 0 still equals the written-out loop."""
+    x, y = linear_problem()
+    m = linear_model()
+    key_data = jax.random.key_data(jax.random.split(jax.random.key(9), 2))
+    params = {"kernel": jnp.zeros((2, 3, 1)).at[1, 0, 0].set(jnp.inf), "bias": jnp.zeros((2, 1))}
+    args = (m, mse, optim.sgd(0.05), params, {}, (x, y))
+    with pytest.raises(FloatingPointError, match="member 1"):
+        train.fit_population(*args, keys=jax.random.wrap_key_data(key_data), steps=4, batch_size=6,
+                             progress=False)
+    result = train.fit_population(*args, keys=jax.random.wrap_key_data(key_data), steps=4, batch_size=6,
+                                  on_nonfinite="continue", progress=False)
+    w, b, ref_losses = reference_sgd(x, y, jax.random.wrap_key_data(key_data[0]), 0.05, 6, 4, False)
+    np.testing.assert_allclose(result.params["kernel"][0, :, 0], w, rtol=1e-12)
+    np.testing.assert_allclose(result.history[0]["train_loss"][0], ref_losses.mean(), rtol=1e-12)
+    assert not np.isfinite(result.history[0]["train_loss"][1])
