@@ -30,6 +30,22 @@ def _sklearn(name: str):
     return bunch
 
 
+def _digits_file():
+    """The digits as ``sklearn.datasets.load_digits`` reads them (its bundled
+    ``data/digits.csv.gz``: 64 pixels then the label per row), without importing
+    scikit-learn, whose import costs seconds before the first step of ``make run``."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without running it
+    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz")
+    if not os.path.exists(path):  # another layout: ask scikit-learn itself
+        return _xy(_sklearn("load_digits"))
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    return np.ascontiguousarray(table[:, :-1]), table[:, -1].astype(np.int32)
+
+
 def _xy(bunch):
     return np.asarray(bunch.data, np.float32), np.asarray(bunch.target, np.int32)
 
@@ -44,7 +60,7 @@ def load_digits(images: bool = False):
     Returns:
       ``(x, y)``: float32 pixel intensities 0..16 and int32 labels 0..9, in the file's order.
     """
-    x, y = _xy(_sklearn("load_digits"))
+    x, y = _digits_file()
     if images:
         x = x.reshape(-1, 8, 8, 1)
     return x, y
