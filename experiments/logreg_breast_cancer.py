@@ -2,7 +2,9 @@
 
 The notes' logistic regression: ``a = sigma(w^T x + b)``, binary cross-entropy,
 batch gradient descent on standardised features (statistics fitted on the training
-split only), 75/25 stratified split from the seed.
+split only), 75/25 stratified split from the seed. Trained by ``fnnet.train.fit`` with
+one batch of the whole training split per step; the history holds the loss of the
+initial weights (log 2) and then the mean loss of every ``log_every`` steps.
 
 Reaches 97.2% test accuracy at seed 0 (97.2-98.6% over seeds 0-4); scikit-learn's
 LogisticRegression gets 95.8% on its own 75/25 split.
@@ -14,7 +16,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from fnnet import data, init, losses, metrics, nn, optim
+from fnnet import data, init, losses, metrics, nn, optim, train
 from fnnet.train.config import check_config
 
 
@@ -44,26 +46,18 @@ def run(config: Config) -> dict:
 
     model = nn.serial(nn.dense(1, kernel_init=init.zeros()), nn.reshape(()))
     params, state = model.init(jax.random.key(config.seed), x_train)
-    opt = optim.sgd(config.learning_rate)
-
-    def cost(p):
-        logits, _ = model.apply(p, state, x_train)
-        return losses.binary_cross_entropy_with_logits(logits, y_train_f)
-
-    def step(carry, _):
-        p, s = carry
-        loss, g = jax.value_and_grad(cost)(p)
-        updates, s = opt.update(g, s, p)
-        return (optim.apply_updates(p, updates), s), loss
-
-    (params, _), curve = jax.jit(lambda c: jax.lax.scan(step, c, None, length=config.iterations))(
-        (params, opt.init(params)))
+    # full-batch gradient descent: one batch of all the training examples per step, in order
+    result = train.fit(model, losses.binary_cross_entropy_with_logits, optim.sgd(config.learning_rate),
+                       params, state, (x_train, y_train_f), key=jax.random.key(config.seed),
+                       batch_size=len(x_train), shuffle=False, steps=config.iterations,
+                       eval_every=config.log_every, compile_epochs=True, eval_at_start=True)
+    params = result.params
 
     def accuracy(xs, ys):
         logits, _ = model.apply(params, state, xs)
         return float(metrics.accuracy((logits > 0).astype(jnp.int32), ys))
 
-    history = [{"step": i, "train_loss": float(curve[i])} for i in range(0, config.iterations, config.log_every)]
+    logits, _ = model.apply(params, state, x_train)
     return {"train_accuracy": accuracy(x_train, y_train), "test_accuracy": accuracy(x_test, y_test),
-            "final_loss": float(curve[-1]), "n_train": int(len(x_train)), "n_test": int(len(x_test)),
-            "history": history}
+            "final_loss": float(losses.binary_cross_entropy_with_logits(logits, y_train_f)),
+            "n_train": int(len(x_train)), "n_test": int(len(x_test)), "history": result.history}
