@@ -1,4 +1,4 @@
-"""Text tools: vocabularies, text loaders, sampling with temperature, bits per character.
+"""Text tools: vocabularies, text loaders, sampling with temperature, top-k and top-p, bits per character.
 
 Imports: fnnet.functional, fnnet.nn (and jax, numpy).
 """
