@@ -25,8 +25,8 @@ import numpy as np
 
 __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "softmax_cross_entropy",
-    "softmax_cross_entropy_with_integer_labels", "nll_loss", "mse", "mae", "huber", "hinge",
-    "multiclass_hinge", "l1_penalty", "l2_penalty", "default_penalty_mask",
+    "softmax_cross_entropy_with_integer_labels", "nll_loss", "sequence_cross_entropy", "mse", "mae",
+    "huber", "hinge", "multiclass_hinge", "l1_penalty", "l2_penalty", "default_penalty_mask",
 ]
 
 
@@ -202,6 +202,73 @@ def nll_loss(log_probs: jax.Array, labels: jax.Array) -> jax.Array:
     _check_floating(name, "log_probs", log_probs)
     _check_integer_labels(name, "log_probs", log_probs, labels)
     return jnp.mean(-_pick(log_probs, jnp.asarray(labels)))
+
+
+def _sequence_mask(name: str, labels, mask, lengths):
+    """The float weights ``(B, T)`` of the real tokens, from ``mask`` or ``lengths`` (or all ones)."""
+    if mask is not None and lengths is not None:
+        raise ValueError(f"{name}: pass mask or lengths, not both")
+    if lengths is not None:
+        lengths = jnp.asarray(lengths)
+        if lengths.shape != labels.shape[:1] or not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise ValueError(f"{name}: expected integer lengths of shape ({labels.shape[0]},), got "
+                             f"{lengths.dtype} {lengths.shape}")
+        return jnp.arange(labels.shape[1])[None, :] < lengths[:, None]
+    if mask is None:
+        return jnp.ones(labels.shape, bool)
+    mask = jnp.asarray(mask)
+    if mask.shape != labels.shape:
+        raise ValueError(f"{name}: expected a mask of the labels' shape {labels.shape}, got {mask.shape}")
+    return mask.astype(bool)
+
+
+def sequence_cross_entropy(logits: jax.Array, labels: jax.Array, *, mask: jax.Array | None = None,
+                           lengths: jax.Array | None = None, label_smoothing: float = 0.0) -> jax.Array:
+    """Softmax cross-entropy of a batch of sequences, averaged over the real tokens only.
+
+    With ``m_bt`` 1 at real tokens and 0 at padding, ``q = (1 - eps) onehot(y) + eps / V``
+    (label smoothing, Szegedy et al. 2016)::
+
+        L = sum_bt m_bt (-sum_v q_btv log_softmax(z_bt)_v) / sum_bt m_bt
+
+    which is PyTorch's ``cross_entropy(..., ignore_index=pad, label_smoothing=eps)`` with
+    mean reduction. Labels at padded positions are never read (any value is allowed
+    there); a batch with no real token gives 0.
+
+    Args:
+      logits: ``(B, T, V)`` real scores.
+      labels: ``(B, T)`` integers in ``[0, V)`` at the real tokens.
+      mask: ``(B, T)`` bool (or 0/1), True at real tokens; or
+      lengths: ``(B,)`` integers, the first ``lengths[b]`` tokens of row ``b`` are real.
+        Neither: every token is real.
+      label_smoothing: ``eps`` in ``[0, 1]``.
+
+    Returns:
+      The mean loss per real token, a scalar.
+    """
+    name = "sequence_cross_entropy"
+    _check_floating(name, "logits", logits)
+    if jnp.ndim(logits) != 3:
+        raise ValueError(f"{name}: expected logits of shape (B, T, V), got {jnp.shape(logits)}")
+    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+        raise TypeError(f"{name}: expected integer labels, got dtype {jnp.result_type(labels)}")
+    labels = jnp.asarray(labels)
+    if labels.shape != logits.shape[:2]:
+        raise ValueError(f"{name}: expected labels of shape logits.shape[:2] = {logits.shape[:2]}, "
+                         f"got {labels.shape}")
+    if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing <= 1.0):
+        raise ValueError(f"{name}: label_smoothing must be a float in [0, 1], got {label_smoothing!r}")
+    real = _sequence_mask(name, labels, mask, lengths)
+    if _is_concrete(labels) and _is_concrete(real):
+        _check_label_range(name, np.asarray(labels)[np.asarray(real)], logits.shape[-1])
+    safe = jnp.where(real, labels, 0)
+    m = jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    log_p = logits - m - jnp.log(jnp.sum(jnp.exp(logits - m), axis=-1, keepdims=True))
+    per = -_pick(log_p, safe)
+    if label_smoothing:
+        per = (1.0 - label_smoothing) * per - label_smoothing * jnp.mean(log_p, axis=-1)
+    weights = real.astype(per.dtype)
+    return jnp.sum(per * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
 def hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:

@@ -309,3 +309,82 @@ def test_integer_cross_entropy_precise_for_close_large_logits():
     got = losses.softmax_cross_entropy_with_integer_labels(z, jnp.asarray([0, 0]))
     ref = 0.5 * (np.log1p(np.exp(-1.0)) + np.log1p(np.exp(1.0)))
     np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ sequence losses
+
+def np_sequence_cross_entropy(z, y, real, eps):
+    """A loop over the real tokens: -sum_v q_v log softmax(z)_v with q = (1 - eps) onehot + eps / V."""
+    total, count = 0.0, 0
+    for b in range(z.shape[0]):
+        for t in range(z.shape[1]):
+            if not real[b, t]:
+                continue
+            lsm = np_log_softmax(z[b, t])
+            q = np.full(z.shape[2], eps / z.shape[2])
+            q[y[b, t]] += 1.0 - eps
+            total += -np.sum(q * lsm)
+            count += 1
+    return total / max(count, 1)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_sequence_cross_entropy_against_numpy_loop(x64, rng, eps):
+    z = rng.normal(size=(3, 5, K)) * 3
+    lengths = np.array([5, 2, 0])
+    real = np.arange(5)[None, :] < lengths[:, None]
+    y = np.where(real, rng.integers(0, K, size=(3, 5)), -100)          # padding holds an invalid id
+    ref = np_sequence_cross_entropy(z, y, real, eps)
+    got_len = losses.sequence_cross_entropy(jnp.asarray(z), jnp.asarray(y), lengths=jnp.asarray(lengths),
+                                            label_smoothing=eps)
+    got_mask = losses.sequence_cross_entropy(jnp.asarray(z), jnp.asarray(y), mask=jnp.asarray(real),
+                                             label_smoothing=eps)
+    np.testing.assert_allclose(got_len, ref, rtol=1e-12)
+    np.testing.assert_allclose(got_mask, ref, rtol=1e-12)
+    y_full = rng.integers(0, K, size=(3, 5))                           # no mask: every token is real
+    np.testing.assert_allclose(losses.sequence_cross_entropy(jnp.asarray(z), jnp.asarray(y_full),
+                                                             label_smoothing=eps),
+                               np_sequence_cross_entropy(z, y_full, np.ones((3, 5), bool), eps), rtol=1e-12)
+    # gradient: finite differences in float64, through the mask
+    f = lambda zz: losses.sequence_cross_entropy(zz, jnp.asarray(y), mask=jnp.asarray(real), label_smoothing=eps)
+    gradcheck.check_gradients(f, jnp.asarray(z))
+    assert float(jnp.abs(jax.grad(f)(jnp.asarray(z))[2]).max()) == 0.0  # padded rows get no gradient
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_sequence_cross_entropy_equals_torch_ignore_index(x64, rng, eps):
+    torch = pytest.importorskip("torch")
+    z = rng.normal(size=(4, 6, 7)) * 2
+    lengths = np.array([6, 3, 1, 4])
+    real = np.arange(6)[None, :] < lengths[:, None]
+    y = np.where(real, rng.integers(0, 7, size=(4, 6)), -100)
+    ref = torch.nn.functional.cross_entropy(torch.from_numpy(z).reshape(-1, 7), torch.from_numpy(y).reshape(-1),
+                                            ignore_index=-100, label_smoothing=eps).item()
+    got = losses.sequence_cross_entropy(jnp.asarray(z), jnp.asarray(y), lengths=jnp.asarray(lengths),
+                                        label_smoothing=eps)
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    zt = torch.from_numpy(z).requires_grad_(True)
+    torch.nn.functional.cross_entropy(zt.reshape(-1, 7), torch.from_numpy(y).reshape(-1), ignore_index=-100,
+                                      label_smoothing=eps).backward()
+    g = jax.grad(lambda zz: losses.sequence_cross_entropy(zz, jnp.asarray(y), lengths=jnp.asarray(lengths),
+                                                          label_smoothing=eps))(jnp.asarray(z))
+    np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_sequence_cross_entropy_bad_input():
+    z = jnp.zeros((2, 3, 4))
+    y = jnp.zeros((2, 3), jnp.int32)
+    with pytest.raises(ValueError, match=r"sequence_cross_entropy: expected labels of shape .*\(2, 3\), got \(2, 2\)"):
+        losses.sequence_cross_entropy(z, y[:, :2])
+    with pytest.raises(ValueError, match="mask or lengths, not both"):
+        losses.sequence_cross_entropy(z, y, mask=jnp.ones((2, 3), bool), lengths=jnp.array([1, 2]))
+    with pytest.raises(ValueError, match=r"expected logits of shape \(B, T, V\)"):
+        losses.sequence_cross_entropy(z[0], y[0])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        losses.sequence_cross_entropy(z, y.at[0, 0].set(4))
+    with pytest.raises(ValueError, match="label_smoothing must be"):
+        losses.sequence_cross_entropy(z, y, label_smoothing=1.5)
+    # extreme logits stay finite in float32
+    big = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4)) * 1e4, jnp.float32)
+    val, grad = jax.value_and_grad(lambda zz: losses.sequence_cross_entropy(zz, y, label_smoothing=0.1))(big)
+    assert np.isfinite(float(val)) and np.all(np.isfinite(np.asarray(grad)))
