@@ -1,6 +1,7 @@
-"""The model zoo: classic CNNs as Modules built from :mod:`fnnet.nn`, channels last.
+"""The model zoo: classic CNNs (channels last) and a GPT, built from :mod:`fnnet.nn`.
 
-Every constructor returns an :class:`fnnet.nn.Module` whose ``apply`` gives logits.
+Every constructor returns an :class:`fnnet.nn.Module` (the GPT a :class:`GPT` holding
+one, with its key-value cache functions) whose ``apply`` gives logits.
 Parameter counts and their sources are in each docstring and in ``docs/models.md``.
 
 Imports: fnnet.nn, fnnet.functional.
@@ -11,3 +12,4 @@ from fnnet.models.alexnet import *  # noqa: F401,F403
 from fnnet.models.vgg import *  # noqa: F401,F403
 from fnnet.models.googlenet import *  # noqa: F401,F403
 from fnnet.models.mobilenet import *  # noqa: F401,F403
+from fnnet.models.gpt import *  # noqa: F401,F403
