@@ -1,10 +1,10 @@
 """The model zoo: classic CNNs (channels last) and a GPT, built from :mod:`fnnet.nn`.
 
-Every constructor returns an :class:`fnnet.nn.Module` (the GPT a :class:`GPT` holding
-one, with its key-value cache functions) whose ``apply`` gives logits.
+Every constructor returns an :class:`fnnet.nn.Module` (the GPT a :class:`GPT`, a Module
+with key-value cache methods) whose ``apply`` gives logits.
 Parameter counts and their sources are in each docstring and in ``docs/models.md``.
 
-Imports: fnnet.nn, fnnet.functional.
+Imports: fnnet.nn, fnnet.functional (and fnnet.text.sampling for the GPT's ``generate``).
 """
 from fnnet.models.lenet import *  # noqa: F401,F403
 from fnnet.models.resnet import *  # noqa: F401,F403
