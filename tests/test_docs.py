@@ -24,9 +24,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
-# Pages whose examples run (the getting-started guide and the concept pages: all cheap).
+# Pages whose examples run (the getting-started guide, the concept pages, attention: all cheap).
 RUNNABLE = ["getting-started.md", "concepts/modules.md", "concepts/keys-and-state.md",
-            "concepts/optimizers.md"]
+            "concepts/optimizers.md", "attention.md"]
 
 _BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
 
