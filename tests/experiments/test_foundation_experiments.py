@@ -26,4 +26,5 @@ def test_init_comparison_reduced():
     assert 0.93 < result["he_train_accuracy"] <= 1.0 and 0.88 < result["he_test_accuracy"] <= 1.0
     assert result["he_final_loss"] < 0.2 and 0.55 < result["random_train_accuracy"] < 0.8
     assert result["zeros_final_loss"] == pytest.approx(np.log(2), abs=1e-4)
-    assert len(result["history"]) == 4
+    assert [h["step"] for h in result["history"]] == [0, 500, 1000, 1500, 2000]  # the initial loss first
+    assert result["history"][0]["zeros_loss"] == pytest.approx(np.log(2), abs=1e-6)
