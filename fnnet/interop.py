@@ -234,7 +234,10 @@ def multi_head_attention(state_dict: Mapping, prefix: str = "", *, fused: bool =
             params[n] = {"kernel": _arr(wi.T, dtype)}
             if bi is not None:
                 params[n]["bias"] = _arr(bi, dtype)
-    params["out"] = linear(state_dict, prefix + "out_proj.", dtype=dtype)
+    params["out"] = {"kernel": _arr(_get(state_dict, prefix + "out_proj.weight", where).T, dtype)}
+    out_bias = _get(state_dict, prefix + "out_proj.bias", where, required=False)
+    if out_bias is not None:
+        params["out"]["bias"] = _arr(out_bias, dtype)
     return params
 
 

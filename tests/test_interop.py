@@ -137,3 +137,68 @@ def test_errors_say_what_is_missing():
     tm = seeded(torch.nn.GRU(2, 3))
     with pytest.raises(ValueError, match="expected a lstm"):
         interop.lstm(tm.state_dict())
+
+
+# ---------------------------------------------------------------------------
+# LayerNorm, MultiheadAttention, TransformerEncoderLayer/DecoderLayer (float32; the
+# float64 comparisons with masks are in tests/nn/test_attention_modules.py and
+# tests/nn/test_transformer.py)
+
+E_ATT, HEADS = 8, 2
+
+
+def test_layer_norm_matches_torch(rng):
+    tm = seeded(torch.nn.LayerNorm(E_ATT))
+    with torch.no_grad():
+        tm.weight.normal_()
+        tm.bias.normal_()
+    x = rng.normal(size=(2, 3, E_ATT)).astype(np.float32)
+    params = interop.layer_norm(tm.state_dict())
+    y, _ = nn.layer_norm().apply(params, {}, jnp.asarray(x))
+    with torch.no_grad():
+        assert_close_to_scale(y, tm(torch.from_numpy(x)).numpy())
+    assert interop.layer_norm(seeded(torch.nn.LayerNorm(4, elementwise_affine=False)).state_dict()) == {}
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_multi_head_attention_matches_torch(fused, rng):
+    from fnnet.nn.attention import multi_head_attention
+    tm = seeded(torch.nn.MultiheadAttention(E_ATT, HEADS, batch_first=True)).eval()
+    with torch.no_grad():
+        tm.in_proj_bias.normal_()
+    x = rng.normal(size=(2, 4, E_ATT)).astype(np.float32)
+    params = interop.multi_head_attention(tm.state_dict(), fused=fused)
+    assert set(params) == ({"qkv", "out"} if fused else {"query", "key", "value", "out"})
+    y, _ = multi_head_attention(HEADS, fused_qkv=fused).apply(params, {}, jnp.asarray(x))
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        assert_close_to_scale(y, tm(xt, xt, xt, need_weights=False)[0].numpy())
+
+
+def test_transformer_layers_match_torch(rng):
+    from fnnet.nn.transformer import transformer_decoder_block, transformer_encoder_block
+    enc = seeded(torch.nn.TransformerEncoderLayer(E_ATT, HEADS, 16, dropout=0.0, batch_first=True)).eval()
+    dec = seeded(torch.nn.TransformerDecoderLayer(E_ATT, HEADS, 16, dropout=0.0, batch_first=True)).eval()
+    x = rng.normal(size=(2, 4, E_ATT)).astype(np.float32)
+    memory = rng.normal(size=(2, 3, E_ATT)).astype(np.float32)
+    xt, mt = torch.from_numpy(x), torch.from_numpy(memory)
+    with torch.no_grad():
+        want_enc = enc(xt).numpy()
+        want_dec = dec(xt, mt, tgt_mask=torch.nn.Transformer.generate_square_subsequent_mask(4),
+                       tgt_is_causal=True).numpy()
+    # PyTorch's defaults: post-LN, ReLU
+    y, _ = transformer_encoder_block(HEADS, 16, norm_first=False, activation="relu").apply(
+        interop.transformer_encoder_layer(enc.state_dict()), {}, jnp.asarray(x))
+    assert_close_to_scale(y, want_enc)
+    out, _ = transformer_decoder_block(HEADS, 16, norm_first=False, activation="relu").apply(
+        interop.transformer_decoder_layer(dec.state_dict()), {},
+        {"inputs": jnp.asarray(x), "context": jnp.asarray(memory)})
+    assert_close_to_scale(out["inputs"], want_dec)
+
+
+def test_attention_layers_that_have_no_twin_are_refused():
+    tm = seeded(torch.nn.MultiheadAttention(E_ATT, HEADS, add_bias_kv=True))
+    with pytest.raises(ValueError, match="add_bias_kv=True .* has no fnnet twin"):
+        interop.multi_head_attention(tm.state_dict())
+    with pytest.raises(KeyError, match="multi_head_attention: state_dict has no entry 'out_proj.weight'"):
+        interop.multi_head_attention({"in_proj_weight": np.zeros((3 * E_ATT, E_ATT), np.float32)})
