@@ -7,36 +7,44 @@ near 1). Each of the N configurations trains the same 64-100-10 ReLU MLP on the 
 digits (60/20/20 split, pixels / 16) with SGD + momentum, mini-batches of 64, its own
 initialisation and shuffling seed, and is scored by dev accuracy.
 
-"Caviar" vs "panda": all N configurations train in ONE compiled program
-(``jax.jit(jax.vmap(train_one))`` over the sampled (lr, beta, seed)), against the same
-compiled single-configuration trainer called N times one after another. Both give the
-same numbers (checked); the result reports the best configuration, both wall times and
-the speedup, and plots dev accuracy over the (lr, 1 - beta) plane.
+"Caviar" vs "panda": all N configurations train as ONE population
+(``fnnet.train.fit_population``, every epoch one ``jax.vmap``-ed ``lax.scan`` over the
+sampled (lr, beta, seed): the rate and the momentum are arrays in each member's
+optimizer state, ``searched_sgd``), against ``fnnet.train.fit`` called N times one
+after another on the same key streams (``compile_epochs=True``, the program
+``fit_population`` vmaps). Both give the same numbers (checked); the result reports the
+best configuration, both wall times and the speedup, and plots dev accuracy over the
+(lr, 1 - beta) plane. A configuration whose numbers become non-finite scores 0.
 
 Reaches (default: 64 configurations, 10 epochs, 2 shared CPU cores; docs/experiments.md):
-best dev accuracy 96.4% at lr 0.083, beta 0.929; slow configurations (lr < 1e-3) stay
-near chance in 10 epochs. On this CPU the vmapped search is only 1.07x faster than
-the sequential one (1.75 s vs 1.88 s, compile excluded): a 64-100-10 MLP already keeps
-two cores busy, so batching the configurations saves dispatch, not arithmetic; the
-caviar strategy pays on an accelerator, where one small model leaves most of the
-device idle. 54 of the 64 dev curves agree to 0.02 between the two ways; the others are
-large-step runs whose float rounding (batched vs single matmuls) leads them apart.
+best dev accuracy 95.5% at lr 0.083, beta 0.921; slow configurations (lr < 1e-3) stay
+near chance in 10 epochs and 2 diverge. Measured under a load of about 10 (other jobs on
+the 2 cores), the population took 8.7 s and the 64 ``fit`` calls one after another 13.4 s
+(speedup 1.5x, compile excluded); at low load the earlier hand-written version of both
+ways ran 1.2-1.9 s and 1.07x apart: a 64-100-10 MLP already keeps two cores busy, so
+batching the configurations saves dispatch (and ``fit``'s per-period work), not
+arithmetic; the caviar strategy pays on an accelerator, where one small model leaves most
+of the device idle. 53 of the 64 dev curves agree to 0.02 between the two ways; the others
+are large-step runs whose float rounding (batched vs single matmuls) leads them apart.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnnet import data, losses, metrics, nn, optim
+from typing import Any, NamedTuple
+
+from fnnet import data, losses, metrics, nn, optim, train
 from fnnet.train.config import check_config, require
 
 
-CPU_SECONDS = 40  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 46  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,46 +81,38 @@ def sample_configs(config: Config):
     return 10.0 ** r, 1.0 - 10.0 ** s, config.seed * 100_003 + np.arange(config.num_configs)
 
 
-def make_trainer(config: Config, model: nn.Module, train_set, dev_set):
-    """``train_one(params, lr, beta, seed) -> dev accuracy after each epoch`` (a pure function).
+class SearchedState(NamedTuple):
+    learning_rate: jax.Array  # lr, a scalar per configuration
+    momentum: jax.Array       # beta
+    inner: Any                # the state of optim.sgd(lr, momentum=beta): its momentum buffer
 
-    ``params`` come from ``model.init(fold_in(key(seed), 0), x)``, made outside (one
-    vmapped call for all configurations) so that the trainer's program holds no
-    initialiser.
-    """
-    (x, y), (x_dev, y_dev) = train_set, dev_set
-    n, b = x.shape[0], config.batch_size
-    steps = n // b  # drop the last partial batch so every step has the same shape
 
-    # the MLP's state has no arrays ({} per layer): its structure, without running an initialiser
-    state = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
-                         jax.eval_shape(model.init, jax.random.key(0), x[:1])[1])
+def searched_sgd() -> optim.GradientTransformation:
+    """``optim.sgd(lr, momentum=beta)`` with ``lr`` and ``beta`` read from the state, so
+    that a population's members each carry their own (``m_t = g_t + beta m_{t-1}``,
+    ``u_t = -lr m_t``). ``init`` leaves both 0: set them with :func:`searched_state`."""
+    def init(params):
+        zero = jnp.zeros((), jnp.float32)
+        return SearchedState(zero, zero, optim.sgd(0.0, momentum=0.0).init(params))
 
-    def train_one(params, lr, beta, seed):
-        key = jax.random.key(seed)
-        opt = optim.sgd(lr, momentum=beta)
+    def update(grads, state, params=None):
+        inner = optim.sgd(state.learning_rate, momentum=state.momentum)
+        updates, new_inner = inner.update(grads, state.inner, params)
+        return updates, state._replace(inner=new_inner)
 
-        def loss_fn(p, xb, yb):
-            logits, _ = model.apply(p, state, xb)
-            return losses.softmax_cross_entropy_with_integer_labels(logits, yb)
+    return optim.GradientTransformation(init, update)
 
-        def step(carry, idx):
-            p, s = carry
-            g = jax.grad(loss_fn)(p, x[idx], y[idx])
-            u, s = opt.update(g, s, p)
-            return (optim.apply_updates(p, u), s), None
 
-        def epoch(carry, e):
-            order = jax.random.permutation(jax.random.fold_in(key, e + 1), n)[: steps * b].reshape(steps, b)
-            carry, _ = jax.lax.scan(step, carry, order)
-            logits, _ = model.apply(carry[0], state, x_dev)
-            acc = metrics.accuracy(logits, y_dev)
-            return carry, jnp.where(jnp.isfinite(logits).all(), acc, 0.0)
+SEARCHED_SGD = searched_sgd()  # one object, so that fit's compiled programs are reused
 
-        _, curve = jax.lax.scan(epoch, (params, opt.init(params)), jnp.arange(config.epochs))
-        return curve
 
-    return train_one
+def searched_state(params, learning_rate, momentum) -> SearchedState:
+    return SEARCHED_SGD.init(params)._replace(learning_rate=learning_rate, momentum=momentum)
+
+
+def finite_accuracy(logits, labels):
+    """Accuracy, or 0 where the logits are not all finite (a diverged configuration)."""
+    return jnp.where(jnp.all(jnp.isfinite(logits)), metrics.accuracy(logits, labels), 0.0)
 
 
 def run(config: Config) -> dict:
@@ -121,36 +121,45 @@ def run(config: Config) -> dict:
     x = np.asarray(x, np.float32) / 16.0
     (x_train, y_train), (x_dev, y_dev), _ = data.train_dev_test_split(
         jax.random.fold_in(key, 0), x, y, config.dev_fraction, config.test_fraction, stratify=False)
+    train_set = (jnp.asarray(x_train), jnp.asarray(y_train))
+    dev_set = (jnp.asarray(x_dev), jnp.asarray(y_dev))
     model = nn.serial(nn.dense(config.hidden), nn.relu, nn.dense(10))
-    train_one = make_trainer(config, model, (jnp.asarray(x_train), jnp.asarray(y_train)),
-                             (jnp.asarray(x_dev), jnp.asarray(y_dev)))
     lrs, betas, seeds = sample_configs(config)
-    lrs_j, betas_j = jnp.asarray(lrs, jnp.float32), jnp.asarray(betas, jnp.float32)
     seeds_j = jnp.asarray(seeds, jnp.uint32)
     spec = jax.ShapeDtypeStruct((1, x_train.shape[1]), jnp.float32)
-    params = jax.jit(jax.vmap(lambda s: model.init(jax.random.fold_in(jax.random.key(s), 0), spec)[0]))(seeds_j)
-    args = (params, lrs_j, betas_j, seeds_j)
+    params, state = jax.jit(jax.vmap(lambda s: model.init(jax.random.fold_in(jax.random.key(s), 0), spec)))(seeds_j)
+    opt_state = jax.vmap(searched_state)(params, jnp.asarray(lrs, jnp.float32), jnp.asarray(betas, jnp.float32))
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 1))(seeds_j)
+    common = dict(batch_size=config.batch_size, epochs=config.epochs, drop_last=True, dev_data=dev_set,
+                  metrics={"accuracy": finite_accuracy}, train_metrics=False, progress=False)
+    loss_fn = losses.softmax_cross_entropy_with_integer_labels
 
-    # caviar: all configurations in one compiled program
+    def run_caviar():  # all configurations as one population
+        fitted = train.fit_population(model, loss_fn, SEARCHED_SGD, params, state, train_set, keys=keys,
+                                      opt_state=opt_state, on_nonfinite="continue", **common)
+        return np.array([h["dev_accuracy"] for h in fitted.history]).T
+
+    one = [jax.tree.map(lambda a: a[i], (params, state, opt_state, keys)) for i in range(config.num_configs)]
+
+    def run_panda():  # the same key streams and programs, one configuration after another
+        curves = np.zeros((config.num_configs, config.epochs))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # fit's warning on a growing loss
+            for i, (p, s, o, k) in enumerate(one):
+                fitted = train.fit(model, loss_fn, SEARCHED_SGD, p, s, train_set, key=k, opt_state=o,
+                                   compile_epochs=True, on_nonfinite="stop", **common)
+                done = [h.get("dev_accuracy", 0.0) for h in fitted.history]
+                curves[i, :len(done)] = done  # a diverged run scores 0 from there on
+        return curves
+
     start = time.perf_counter()
-    caviar = jax.jit(jax.vmap(train_one)).lower(*args).compile()
-    caviar_compile = time.perf_counter() - start
-
-    def run_caviar():
-        return np.asarray(jax.block_until_ready(caviar(*args)))
-
-    curves = run_caviar()  # also the warm-up run
+    curves = run_caviar()  # also the warm-up run (compiles)
+    first_calls = {"caviar": time.perf_counter() - start}
     result, times = {}, {"caviar": []}
-    if config.compare_sequential:  # panda: the same trainer, compiled once, one configuration after another
+    if config.compare_sequential:
         start = time.perf_counter()
-        one = [jax.tree.map(lambda a: a[i], args) for i in range(config.num_configs)]
-        panda = jax.jit(train_one).lower(*one[0]).compile()
-        panda_compile = time.perf_counter() - start
-
-        def run_panda():
-            return np.stack([np.asarray(jax.block_until_ready(panda(*one[i]))) for i in range(config.num_configs)])
-
         sequential = run_panda()  # warm-up
+        first_calls["panda"] = time.perf_counter() - start
         times["panda"] = []
     for _ in range(config.timing_repeats):  # interleaved repetitions, medians
         for name, fn in (("caviar", run_caviar), ("panda", run_panda if config.compare_sequential else None)):
@@ -158,10 +167,11 @@ def run(config: Config) -> dict:
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
-    caviar_time = float(np.median(times["caviar"])) if times["caviar"] else float("nan")
+    caviar_time = float(np.median(times["caviar"]))
     if config.compare_sequential:
         panda_time = float(np.median(times["panda"]))
-        result.update({"sequential_seconds": panda_time, "sequential_compile_seconds": panda_compile,
+        result.update({"sequential_seconds": panda_time,
+                       "sequential_compile_seconds": first_calls["panda"] - panda_time,
                        "speedup": panda_time / caviar_time,
                        "max_abs_difference_vmap_vs_sequential": float(np.abs(sequential - curves).max()),
                        "configs_agreeing": int(np.sum(np.all(np.abs(sequential - curves) < 0.02, axis=1)))})
@@ -174,8 +184,8 @@ def run(config: Config) -> dict:
                 "median_dev_accuracy": float(np.median(curves[:, e]))} for e in range(config.epochs)]
     return {"best_learning_rate": float(lrs[best]), "best_momentum": float(betas[best]),
             "best_dev_accuracy": float(final[best]), "best_index": best,
-            "vmapped_seconds": caviar_time, "vmapped_compile_seconds": caviar_compile, **result,
-            "diverged": int(np.sum(final < 0.2)), "configs": configs, "history": history}
+            "vmapped_seconds": caviar_time, "vmapped_compile_seconds": first_calls["caviar"] - caviar_time,
+            **result, "diverged": int(np.sum(final < 0.2)), "configs": configs, "history": history}
 
 
 def plot(result: dict, out_dir) -> list[str]:
