@@ -1,0 +1,105 @@
+"""Small training programs shared by the parallel tests: run in the test process on one
+device (the reference) and in subprocesses on 8 simulated CPU devices.
+
+Nothing here imports fnnet.parallel at module level: the single-device reference is
+plain ``jax.jit(make_train_step(...))`` on unplaced arrays.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import fnnet.losses as L
+import fnnet.nn as nn
+from fnnet.nn.attention import multi_head_attention
+import fnnet.optim as optim
+from fnnet.train import make_train_step
+
+STEPS = 3
+BATCH = 16
+
+
+def mlp():
+    """dense(16) -> relu -> dropout -> dense(16) -> batch norm -> relu -> dense(4).
+
+    Layers before a batch norm have no bias: its gradient is zero in exact arithmetic,
+    and Adam would turn the rounding noise in it into full-size steps."""
+    return nn.serial(nn.dense(16), nn.relu, nn.dropout(0.25), nn.dense(16, use_bias=False),
+                     nn.batch_norm(), nn.relu, nn.dense(4))
+
+
+def convnet():
+    """conv 3x3 -> batch norm -> relu -> dropout -> flatten -> dense(4)."""
+    return nn.serial(nn.conv(4, 3, padding="SAME", use_bias=False), nn.batch_norm(), nn.relu, nn.dropout(0.25),
+                     nn.flatten, nn.dense(4))
+
+
+def attention_net():
+    """dense(16) over tokens -> 4-head self attention -> layer norm -> flatten -> dense(4).
+
+    No attention biases: softmax ignores the key bias (zero gradient, see ``mlp``)."""
+    return nn.serial(nn.dense(16), multi_head_attention(4, use_bias=False), nn.layer_norm(), nn.dropout(0.1),
+                     nn.flatten, nn.dense(4))
+
+
+MODELS = {"mlp": (mlp, (BATCH, 8)), "conv": (convnet, (BATCH, 4, 4, 2)),
+          "attention": (attention_net, (BATCH, 4, 8))}
+
+def data(name: str, seed: int = 0):
+    """Global batch ``x`` and integer labels ``y``, from NumPy (identical in every process)."""
+    shape = MODELS[name][1]
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape).astype(np.float32)
+    y = rng.integers(0, 4, size=(shape[0],)).astype(np.int32)
+    return x, y
+
+
+def setup(name: str):
+    """``model, loss_fn, optimizer, params, state, opt_state`` of program ``name``."""
+    make, shape = MODELS[name]
+    model = make()
+    params, state = model.init(jax.random.key(1), jax.ShapeDtypeStruct(shape, jnp.float32))
+    optimizer = optim.adam(1e-2)
+    return model, L.softmax_cross_entropy_with_integer_labels, optimizer, params, state, optimizer.init(params)
+
+
+def objective(model, loss_fn):
+    def f(params, state, x, y, key):
+        out, _ = model.apply(params, state, x, key=key, train=True)
+        return loss_fn(out, y)
+    return f
+
+
+def flat(tree, prefix: str) -> dict:
+    """``{prefix/path: np.ndarray}`` of every leaf."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        out[prefix + jax.tree_util.keystr(path)] = np.asarray(leaf)
+    return out
+
+
+def run(name: str, step=None, grad_fn=None, place=None, steps: int = STEPS) -> dict:
+    """Train ``steps`` steps of program ``name`` and return losses, the first step's
+    gradients, and the final params, state and optimizer state as flat NumPy dicts.
+
+    With ``step``/``grad_fn``/``place`` None: the single-device reference.
+    """
+    model, loss_fn, optimizer, params, state, opt_state = setup(name)
+    x, y = data(name)
+    if step is None:
+        step = make_train_step(model, loss_fn, optimizer)
+        grad_fn = jax.jit(jax.grad(objective(model, loss_fn)))
+    if place is not None:
+        params, state, opt_state, x, y = place(params, state, opt_state, x, y)
+    key = jax.random.key(7)
+    out = flat(grad_fn(params, state, x, y, jax.random.fold_in(key, 0)), "grads")
+    losses = []
+    for i in range(steps):
+        params, state, opt_state, loss = step(params, state, opt_state, x, y, jax.random.fold_in(key, i))
+        losses.append(np.asarray(loss))
+    out.update(flat(params, "params"))
+    out.update(flat(state, "state"))
+    out.update(flat(opt_state, "opt"))
+    out["losses"] = np.asarray(losses)
+    return out
