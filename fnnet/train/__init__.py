@@ -1,5 +1,6 @@
-"""Training: compiled train/eval steps, the fit loop, early stopping, checkpoints, and
-the in-order protocol of reference papers (one compiled scan).
+"""Training: compiled train/eval steps, the fit loop (one model or a population),
+early stopping, checkpoints, and pieces of reference protocols (PyTorch's default init,
+the summary of several seeds).
 
 Imports: everything above it in the package (not fnnet.models).
 """

@@ -1,5 +1,6 @@
-"""fnnet.train.in_order: the in-order scanned loop against a NumPy loop written here,
-and PyTorch's default init bound against torch's own layers."""
+"""fnnet.train.in_order: the MNIST-1D in-order protocol through fit_population against a
+NumPy loop written here, the seed summary, and PyTorch's default init bound against
+torch's own layers."""
 import math
 
 import jax
@@ -7,79 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnnet import nn, optim
-from fnnet.train.in_order import classify_seeds_in_order, fit_in_order, seed_summary, torch_default_init
+from fnnet import losses, metrics, nn, optim, train
+from fnnet.train.in_order import seed_summary, torch_default_init
 
 
-def _numpy_sgd(w, x, y, batch_size, lr, eval_steps, eval_every):
-    """Least squares with plain SGD, batches in order, steps < 0 skipped."""
-    n = x.shape[0]
-    losses, evals = [], []
-    for last in eval_steps:
-        block = []
-        for t in range(last - eval_every + 1, last + 1):
-            if t < 0:
-                block.append(0.0)
-                continue
-            s = (t * batch_size) % n
-            xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-            r = xb @ w - yb
-            block.append(np.mean(r ** 2))
-            w = w - lr * 2 * xb.T @ r / batch_size
-        losses.append(block)
-        evals.append(np.mean((x @ w - y) ** 2))
-    return w, np.array(losses), np.array(evals)
-
-
-@pytest.mark.parametrize("eval_steps", [(0, 4, 8, 12), (3, 7, 11)])
-def test_fit_in_order_matches_numpy_loop(x64, eval_steps):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(12, 3))
-    y = x @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=12)
-    w0 = rng.normal(size=3)
-
-    def loss_fn(w, xb, yb):
-        return jnp.mean((xb @ w - yb) ** 2)
-
-    def evaluate(w):
-        return {"mse": jnp.mean((x @ w - y) ** 2)}
-
-    w, curves = jax.jit(lambda w: fit_in_order(loss_fn, optim.sgd(0.05), w, jnp.asarray(x), jnp.asarray(y),
-                                               batch_size=4, eval_steps=eval_steps, eval_every=4,
-                                               evaluate=evaluate))(jnp.asarray(w0))
-    w_ref, losses_ref, evals_ref = _numpy_sgd(w0, x, y, 4, 0.05, eval_steps, 4)
-    np.testing.assert_allclose(np.asarray(w), w_ref, rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(curves["batch_loss"]), losses_ref, rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(curves["eval"]["mse"]), evals_ref, rtol=1e-12)
-    assert curves["batch_loss"].shape == (len(eval_steps), 4)
-
-
-def test_fit_in_order_vmaps_over_seeds():
-    x = jnp.asarray(np.random.default_rng(1).normal(size=(8, 2)), jnp.float32)
-    y = jnp.sum(x, axis=1)
-    loss_fn = lambda w, xb, yb: jnp.mean((xb @ w - yb) ** 2)  # noqa: E731
-    run = lambda w: fit_in_order(loss_fn, optim.adam(1e-2), w, x, y, batch_size=4,  # noqa: E731
-                                 eval_steps=(1, 3), eval_every=2, evaluate=lambda w: jnp.sum(w))
-    w0 = jnp.asarray([[0.0, 0.0], [1.0, -1.0]])
-    batched, _ = jax.jit(jax.vmap(run))(w0)
-    for i in range(2):
-        single, _ = jax.jit(run)(w0[i])
-        np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(single), rtol=1e-6)
-
-
-def test_fit_in_order_errors():
-    x, y = jnp.zeros((10, 2)), jnp.zeros((10,))
-    kw = dict(evaluate=lambda w: w, eval_every=2)
-    with pytest.raises(ValueError, match="multiple of the batch"):
-        fit_in_order(lambda *a: 0.0, optim.sgd(0.1), jnp.zeros(2), x, y, batch_size=4, eval_steps=(1,), **kw)
-    with pytest.raises(ValueError, match="apart"):
-        fit_in_order(lambda *a: 0.0, optim.sgd(0.1), jnp.zeros(2), x, y, batch_size=5, eval_steps=(1, 2), **kw)
-
-
-
-def _numpy_softmax_regression(w, b, x, y, x_test, y_test, batch_size, lr, steps, eval_every):
-    """Softmax regression with plain SGD, batches in order, evaluated after steps
-    0, eval_every, ..., steps: (batch loss of each evaluated step, test loss, test acc %)."""
+def _numpy_softmax_regression(w, b, x, y, x_test, y_test, batch_size, lr, updates, evaluate_after):
+    """Softmax regression with plain SGD, batches in file order (``bix = t * batch_size %
+    n``), ``updates`` steps; after each count of updates in ``evaluate_after``: the test
+    loss and the test accuracy. Returns (w, b, batch losses, test losses, test accuracies)."""
     def loss_and_grads(w, b, xb, yb):
         z = xb @ w + b
         p = np.exp(z - z.max(1, keepdims=True))
@@ -90,53 +26,65 @@ def _numpy_softmax_regression(w, b, x, y, x_test, y_test, batch_size, lr, steps,
         dz /= len(yb)
         return loss, xb.T @ dz, dz.sum(0)
 
-    n, curves = x.shape[0], {"train_loss": [], "test_loss": [], "test_accuracy": []}
-    for t in range(steps + 1):
+    n, batch_losses, test_losses, test_accuracies = x.shape[0], [], [], []
+    for t in range(updates + 1):
+        if t in evaluate_after:
+            test_losses.append(loss_and_grads(w, b, x_test, y_test)[0])
+            test_accuracies.append(np.mean(np.argmax(x_test @ w + b, 1) == y_test))
+        if t == updates:
+            break
         s = (t * batch_size) % n
         loss, gw, gb = loss_and_grads(w, b, x[s:s + batch_size], y[s:s + batch_size])
+        batch_losses.append(loss)
         w, b = w - lr * gw, b - lr * gb
-        if t % eval_every == 0:
-            test_loss = loss_and_grads(w, b, x_test, y_test)[0]
-            curves["train_loss"].append(loss)
-            curves["test_loss"].append(test_loss)
-            curves["test_accuracy"].append(100 * np.mean(np.argmax(x_test @ w + b, 1) == y_test))
-    return {k: np.array(v) for k, v in curves.items()}
+    return w, b, np.array(batch_losses), np.array(test_losses), np.array(test_accuracies)
 
 
-def test_classify_seeds_in_order_matches_numpy_loop(x64):
+def test_in_order_protocol_through_fit_population_matches_numpy_loop(x64):
+    """Two seeds, batches in order, the authors' steps 0..6 (7 updates), a test before the
+    first step and after every 3 updates: fit_population(shuffle=False, steps=7,
+    eval_every=3, eval_at_start=True) is the written-out loop for each seed."""
     rng = np.random.default_rng(2)
     x, x_test = rng.normal(size=(12, 4)), rng.normal(size=(9, 4))
     y, y_test = rng.integers(0, 3, 12), rng.integers(0, 3, 9)
-    model, seeds = nn.dense(3, dtype=jnp.float64), [5, 7]
-    n_params, curves = classify_seeds_in_order(
-        model, optim.sgd(0.3), seeds, (jnp.asarray(x), jnp.asarray(y)), (jnp.asarray(x_test), jnp.asarray(y_test)),
-        batch_size=4, steps=6, eval_every=3)
-    assert n_params == 4 * 3 + 3
-    for i, seed in enumerate(seeds):
+    model, seeds = nn.dense(3, dtype=jnp.float64), jnp.asarray([5, 7])
+    params, state = jax.vmap(lambda s: model.init(jax.random.key(s), jnp.asarray(x[:1])))(seeds)
+    result = train.fit_population(model, losses.softmax_cross_entropy_with_integer_labels, optim.sgd(0.3),
+                                  params, state, (x, y), keys=jax.vmap(jax.random.key)(seeds), batch_size=4,
+                                  steps=7, eval_every=3, shuffle=False, dev_data=(x_test, y_test),
+                                  metrics={"accuracy": metrics.accuracy}, train_metrics=False,
+                                  eval_at_start=True, progress=False)
+    assert [h["step"] for h in result.history] == [0, 3, 6, 7]
+    for i, seed in enumerate((5, 7)):
         p, _ = model.init(jax.random.key(seed), jnp.asarray(x[:1]))
-        ref = _numpy_softmax_regression(np.asarray(p["kernel"]), np.asarray(p["bias"]), x, y, x_test, y_test,
-                                        batch_size=4, lr=0.3, steps=6, eval_every=3)
-        for name, values in ref.items():
-            assert curves[name].shape == (2, 3)
-            rtol = 1e-6 if name == "test_accuracy" else 1e-10  # accuracy is a float32 mean
-            np.testing.assert_allclose(curves[name][i], values, rtol=rtol, err_msg=name)
-    with pytest.raises(ValueError, match="multiple of eval_every"):
-        classify_seeds_in_order(model, optim.sgd(0.3), seeds, (x, y), (x_test, y_test),
-                                batch_size=4, steps=7, eval_every=3)
+        w, b, batch_losses, test_losses, test_accuracies = _numpy_softmax_regression(
+            np.asarray(p["kernel"]), np.asarray(p["bias"]), x, y, x_test, y_test, batch_size=4, lr=0.3,
+            updates=7, evaluate_after=(0, 3, 6, 7))
+        np.testing.assert_allclose(result.params["kernel"][i], w, rtol=1e-12)
+        np.testing.assert_allclose(result.params["bias"][i], b, rtol=1e-12)
+        # evaluated numbers come back as float32 (make_eval_step)
+        np.testing.assert_allclose([h["dev_loss"][i] for h in result.history], test_losses, rtol=1e-6)
+        np.testing.assert_allclose([h["dev_accuracy"][i] for h in result.history], test_accuracies, rtol=1e-6)
+        np.testing.assert_allclose([h["train_loss"][i] for h in result.history[1:]],
+                                   [batch_losses[:3].mean(), batch_losses[3:6].mean(), batch_losses[6]],
+                                   rtol=1e-12)
 
 
 def test_seed_summary():
-    curves = {"test_accuracy": np.array([[10.0, 50.0, 70.0], [20.0, 40.0, 90.0]]),
-              "train_loss": np.array([[2.0, 1.0, 0.5], [2.5, 1.5, 0.25]])}
-    summary, rows = seed_summary(curves, "cnn", eval_every=250)
-    assert summary == {"cnn_test_accuracy": 70.0, "cnn_mean_test_accuracy": 80.0, "cnn_std_test_accuracy": 10.0}
-    assert rows[1] == {"step": 250, "cnn_test_accuracy": 50.0, "cnn_mean_test_accuracy": 45.0,
-                       "cnn_train_loss": 1.0}
+    history = [{"step": 0, "epoch": 0, "train_loss": [2.0, 2.5], "dev_accuracy": [0.1, 0.2]},
+               {"step": 250, "epoch": 7, "train_loss": [1.0, 1.5], "dev_accuracy": [0.5, 0.4]},
+               {"step": 500, "epoch": 13, "train_loss": [0.5, 0.25], "dev_accuracy": [0.7, 0.9]}]
+    summary, rows = seed_summary(history, "cnn")
+    assert summary == pytest.approx({"cnn_test_accuracy": 70.0, "cnn_mean_test_accuracy": 80.0,
+                                     "cnn_std_test_accuracy": 10.0})
+    assert rows[1] == pytest.approx({"step": 250, "cnn_test_accuracy": 50.0, "cnn_mean_test_accuracy": 45.0,
+                                     "cnn_train_loss": 1.0})
     assert [r["step"] for r in rows] == [0, 250, 500]
-    _, merged = seed_summary({k: v[::-1] for k, v in curves.items()}, "mlp", 250, rows)
-    assert merged[2] == {"step": 500, "cnn_test_accuracy": 70.0, "cnn_mean_test_accuracy": 80.0,
-                         "cnn_train_loss": 0.5, "mlp_test_accuracy": 90.0, "mlp_mean_test_accuracy": 80.0,
-                         "mlp_train_loss": 0.25}
+    flipped = [dict(h, train_loss=h["train_loss"][::-1], dev_accuracy=h["dev_accuracy"][::-1]) for h in history]
+    _, merged = seed_summary(flipped, "mlp", rows)
+    assert merged[2] == pytest.approx({"step": 500, "cnn_test_accuracy": 70.0, "cnn_mean_test_accuracy": 80.0,
+                                       "cnn_train_loss": 0.5, "mlp_test_accuracy": 90.0,
+                                       "mlp_mean_test_accuracy": 80.0, "mlp_train_loss": 0.25})
 
 
 @pytest.mark.parametrize("layer,shape,fan_in", [(nn.dense(30), (4, 200), 200),
