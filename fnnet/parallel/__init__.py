@@ -9,3 +9,5 @@ functions only).
 from fnnet.parallel.mesh import *  # noqa: F401,F403
 from fnnet.parallel.policies import *  # noqa: F401,F403
 from fnnet.parallel.step import *  # noqa: F401,F403
+from fnnet.parallel.checkpoint import *  # noqa: F401,F403
+from fnnet.parallel.distributed import *  # noqa: F401,F403
