@@ -236,7 +236,7 @@ def test_gradients_match_finite_differences(x64, rng):
         out, _ = m.apply(tree["params"], state, {"inputs": tree["x"], "lengths": lengths})
         return jnp.sum(out["inputs"] * weights)
 
-    gradcheck.check_gradients(loss, {"params": params, "x": x}, tol=1e-7)
+    gradcheck.check_gradients(jax.jit(loss), {"params": params, "x": x}, tol=1e-7)
 
 
 def test_jit_vmap_grad(x64, rng):
@@ -247,7 +247,7 @@ def test_jit_vmap_grad(x64, rng):
     # an unbatched input, and vmap over the batch of unbatched inputs
     y0, _ = m.apply(params, state, jnp.asarray(x[0]))
     np.testing.assert_allclose(y0, want[0], rtol=1e-12, atol=1e-12)
-    yv = jax.vmap(lambda v: m.apply(params, state, v)[0])(jnp.asarray(x))
+    yv = jax.jit(jax.vmap(lambda v: m.apply(params, state, v)[0]))(jnp.asarray(x))
     np.testing.assert_allclose(yv, want, rtol=1e-12, atol=1e-12)
     yj = jax.jit(lambda p, v: m.apply(p, state, v)[0])(params, jnp.asarray(x))
     np.testing.assert_allclose(yj, want, rtol=1e-12, atol=1e-12)

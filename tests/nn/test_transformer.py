@@ -123,7 +123,7 @@ def test_encoder_block_gradients(x64, rng):
         out, _ = block.apply(tree["params"], {}, {"inputs": tree["x"], "lengths": jnp.array([3, 2])})
         return jnp.sum(out["inputs"] * weights)
 
-    gradcheck.check_gradients(loss, {"params": params, "x": x}, tol=1e-7)
+    gradcheck.check_gradients(jax.jit(loss), {"params": params, "x": x}, tol=1e-7)
 
 
 def test_decoder_block_gradients(x64, rng):
@@ -136,7 +136,7 @@ def test_decoder_block_gradients(x64, rng):
         out, _ = block.apply(tree["params"], {}, {"inputs": tree["x"], "context": tree["ctx"]})
         return jnp.sum(out["inputs"] * weights)
 
-    gradcheck.check_gradients(loss, {"params": params, "x": x, "ctx": ctx}, tol=1e-7)
+    gradcheck.check_gradients(jax.jit(loss), {"params": params, "x": x, "ctx": ctx}, tol=1e-7)
 
 
 def test_jit_vmap_and_a_cache_through_a_block(x64, rng):
@@ -144,11 +144,12 @@ def test_jit_vmap_and_a_cache_through_a_block(x64, rng):
     x = jnp.asarray(rng.normal(size=(2, 5, E)))
     params, _ = block.init(jax.random.key(0), x)
     full = jax.jit(lambda p, v: block.apply(p, {}, v)[0])(params, x)
-    each = jax.vmap(lambda v: block.apply(params, {}, v)[0])(x)       # unbatched inputs under vmap
+    each = jax.jit(jax.vmap(lambda v: block.apply(params, {}, v)[0]))(x)       # unbatched inputs under vmap
     np.testing.assert_allclose(each, full, rtol=1e-12, atol=1e-12)
     cache, outs = init_cache(2, 5, 1, E // H, dtype=jnp.float64), []
+    step = jax.jit(lambda c, v: block.apply(params, {}, {"inputs": v, "cache": c})[0])
     for a, b in ((0, 2), (2, 3), (3, 5)):
-        out, _ = block.apply(params, {}, {"inputs": x[:, a:b], "cache": cache})
+        out = step(cache, x[:, a:b])
         cache = out["cache"]
         outs.append(out["inputs"])
     np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, rtol=1e-12, atol=1e-12)
