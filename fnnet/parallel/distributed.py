@@ -27,7 +27,8 @@ import os
 import jax
 import numpy as np
 
-from fnnet.parallel.policies import ShardingPolicy, batch_sharding, check_batch
+from fnnet.parallel.mesh import axis_size
+from fnnet.parallel.policies import ShardingPolicy, batch_sharding
 
 __all__ = ["initialize", "process_rows", "process_batch"]
 
@@ -77,7 +78,10 @@ def process_rows(policy: ShardingPolicy, global_batch_size: int) -> slice:
         process's rows are not one contiguous block (a mesh whose devices are not
         ordered by process).
     """
-    check_batch("process_rows", policy, np.empty((global_batch_size, 0)))
+    n = axis_size(policy.mesh, "data")
+    if global_batch_size % n:
+        raise ValueError(f"process_rows: expected a global batch size divisible by the {n} devices "
+                         f"of the mesh's data axis, got {global_batch_size}")
     sharding = batch_sharding(policy)
     indices = sharding.addressable_devices_indices_map((global_batch_size,)).values()
     rows = sorted({(i[0].start or 0, global_batch_size if i[0].stop is None else i[0].stop)

@@ -29,6 +29,12 @@ def mlp():
                      nn.batch_norm(), nn.relu, nn.dense(4))
 
 
+def bn_mlp(axis_name=None):
+    """dense(16) -> batch norm (statistics over ``axis_name`` too) -> relu -> dense(4)."""
+    return nn.serial(nn.dense(16, use_bias=False), nn.batch_norm(axis_name=axis_name), nn.relu,
+                     nn.dense(4))
+
+
 def convnet():
     """conv 3x3 -> batch norm -> relu -> dropout -> flatten -> dense(4)."""
     return nn.serial(nn.conv(4, 3, padding="SAME", use_bias=False), nn.batch_norm(), nn.relu, nn.dropout(0.25),
