@@ -47,8 +47,8 @@ def test_checkpoint_onto_incompatible_model(tmp_path):
     par.save_sharded_checkpoint(tmp_path / "ck", {"params": params})
     wider, _ = nn.serial(nn.dense(8), nn.relu, nn.dense(2)).init(
         jax.random.key(0), jax.ShapeDtypeStruct((3, 5), jnp.float32))
-    with pytest.raises(CheckpointError, match=r"holds params\.0\.kernel as float32\[5, 4\], but the "
-                                              r"template expects float32\[5, 8\]"):
+    with pytest.raises(CheckpointError, match=r"holds params\.0\.bias as float32\[4\], but the "
+                                              r"template expects float32\[8\]"):
         par.load_sharded_checkpoint(tmp_path / "ck", {"params": wider})
     deeper, _ = nn.serial(nn.dense(4), nn.relu, nn.dense(2), nn.dense(2)).init(
         jax.random.key(0), jax.ShapeDtypeStruct((3, 5), jnp.float32))
