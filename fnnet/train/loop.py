@@ -119,7 +119,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         opt_state=None, progress: bool | None = None,
         log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None,
         eval_at_start: bool = False, train_metrics: bool = True,
-        on_nonfinite: str = "raise") -> FitResult:
+        on_nonfinite: str = "raise", batch_metrics: Mapping[str, Callable] | None = None) -> FitResult:
     """Train ``model`` on ``train_data = (x, y)`` with mini-batch steps.
 
     The budget is ``epochs`` passes over the data or ``steps`` optimizer steps (one of
@@ -171,6 +171,10 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         to the history as it stands (its ``train_loss`` may be nan), training ends, and
         the result has ``diverged=True`` and the variables of the last finite period.
         For experiments about divergence.
+      batch_metrics: ``{name: fn(outputs, y)}`` evaluated inside every training step on
+        its batch's training-mode outputs (before the update); each period's entry gets
+        ``batch_<name>``, the mean over its steps, as ``train_loss`` is the mean loss
+        (e.g. the training error on the mini-batches, with dropout and batch statistics).
 
     Raises:
       ValueError: bad arguments or data (the message names the offending index); on
@@ -203,10 +207,14 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         raise ValueError(f"fit: expected on_nonfinite 'raise' or 'stop', got {on_nonfinite!r}")
     logs = [] if log is None else [log] if callable(log) else list(log)
     step_fn, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics)
+    batch_items = tuple((batch_metrics or {}).items())
+    train_fn = (step_fn if not batch_items else
+                _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, batch_items=batch_items)[0])
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     order = BatchOrder(key, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
-    run_steps = (compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train)
-                 if compile_epochs else stepwise(step_fn, order, x_train, y_train))
+    run_steps = (compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
+                                batch_metrics=batch_items)
+                 if compile_epochs else stepwise(train_fn, order, x_train, y_train))
 
     run = Progress(params, state, opt_state)
     settings = run_settings(run, key, x_train, y_train, dev, batch_size, shuffle, drop_last,
@@ -214,7 +222,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     settings.update(eval_every="epoch" if eval_every is None else str(period),
                     batch_hook="none" if batch_hook is None else "a hook",
                     compile_epochs=str(bool(compile_epochs)), eval_at_start=str(bool(eval_at_start)),
-                    train_metrics=str(bool(train_metrics)))
+                    train_metrics=str(bool(train_metrics)), batch_metrics=str(sorted(batch_metrics or {})))
     on_disk = None  # the period the checkpoint file holds, once this call knows it
     if checkpoint is not None and resume:
         for stale in _stale_temporary_files(checkpoint):
@@ -233,6 +241,9 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         return entry
 
     if eval_at_start and run.step == 0 and not run.history:
+        if batch_metrics:
+            raise ValueError("fit: eval_at_start has no batches before the first step to give "
+                             f"batch_metrics {sorted(batch_metrics)}; use one or the other")
         entry = {"epoch": 0} if eval_every is None else {"step": 0, "epoch": 0}
         entry["train_loss"] = evaluate(eval_fn, run.params, run.state, x_train, y_train)["loss"]
         run.history.append(measure(entry, run.params, run.state))
@@ -246,7 +257,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
             end = min((run.step // period + 1) * period, total)
             start = (run.params, run.state, run.opt_state)
             params, state, opt_state, losses = run_steps(run.step, end, *start, bar)
-            losses = np.asarray(losses)
+            losses, batch_values = _split_losses(losses)
             if not (np.all(np.isfinite(losses)) and bool(np.all(_finite_flags((params, state, opt_state))))):
                 if on_nonfinite == "stop":
                     epoch = -(-end // steps_per_epoch)
@@ -266,6 +277,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
             epoch = -(-end // steps_per_epoch)
             entry = {"epoch": epoch} if eval_every is None else {"step": end, "epoch": epoch}
             entry["train_loss"] = float(np.mean(losses))
+            entry.update({f"batch_{k}": float(np.mean(v)) for k, v in batch_values.items()})
             entry = measure(entry, params, state)
             bad = [k for k, v in entry.items() if k.startswith("dev_") and not math.isfinite(v)]
             if bad and on_nonfinite == "stop":
@@ -310,11 +322,13 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     return FitResult(params, state, run.opt_state, run.history, run.best_epoch, run.stopped, diverged)
 
 
-def _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population: bool = False):
+def _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population: bool = False,
+           batch_items: tuple = ()):
     """The jitted train step and eval step (for a population: the eval step ``vmap``-ed
     over the members), built once per model, loss, optimizer and metrics, so that
     repeated calls of :func:`fit` compile once."""
-    args = (model, loss_fn, optimizer, penalty, batch_hook, tuple((metrics or {}).items()), population)
+    args = (model, loss_fn, optimizer, penalty, batch_hook, tuple((metrics or {}).items()), population,
+            batch_items)
     try:
         hash(args)
     except TypeError:  # an unhashable piece: build the steps for this call only
@@ -323,11 +337,21 @@ def _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population: 
 
 
 @functools.lru_cache(maxsize=32)
-def _build_steps(model, loss_fn, optimizer, penalty, batch_hook, metric_items, population):
+def _build_steps(model, loss_fn, optimizer, penalty, batch_hook, metric_items, population, batch_items):
     eval_fn = make_eval_step(model, loss_fn, dict(metric_items))
     if population:
         return None, jax.jit(jax.vmap(eval_fn, in_axes=(0, 0, None, None)))
-    return make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook), eval_fn
+    return make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook,
+                           batch_metrics=dict(batch_items)), eval_fn
+
+
+def _split_losses(losses):
+    """The losses of a run of steps as a NumPy array, and the batch metrics (a dict of
+    arrays, empty without them)."""
+    if isinstance(losses, dict):
+        values = {k: np.asarray(v) for k, v in losses.items()}
+        return values.pop("loss"), values
+    return np.asarray(losses), {}
 
 
 # A period's mean training loss this many times the first step's loss triggers the
@@ -418,7 +442,7 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
                    opt_state=None, progress: bool | None = None,
                    log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None,
                    eval_at_start: bool = False, train_metrics: bool = True,
-                   on_nonfinite: str = "raise") -> FitResult:
+                   on_nonfinite: str = "raise", batch_metrics: Mapping[str, Callable] | None = None) -> FitResult:
     """:func:`fit` for a population of ``P`` models trained side by side as one program.
 
     ``params`` and ``state`` carry a leading axis of ``P`` members (e.g.
@@ -433,7 +457,7 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
 
     History entries hold one value per member (lists of ``P`` floats). No early
     stopping or checkpoints here: train a member alone with :func:`fit` for those.
-    ``eval_at_start`` and ``train_metrics`` are :func:`fit`'s. ``on_nonfinite`` is
+    ``eval_at_start``, ``train_metrics`` and ``batch_metrics`` are :func:`fit`'s. ``on_nonfinite`` is
     ``"raise"`` (a ``FloatingPointError`` naming the first member whose training loss
     became non-finite) or ``"continue"``: such a member trains on with its non-finite
     numbers (as it would alone, where it cannot recover) and the others are unaffected,
@@ -466,7 +490,7 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
         opt_state = jax.vmap(optimizer.init)(params)
     order = BatchOrder(keys, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
     run_steps = compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
-                                members=True)
+                                members=True, batch_metrics=tuple((batch_metrics or {}).items()))
     _, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population=True)
 
     def measure(entry, params, state):
@@ -479,6 +503,9 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
         return entry
 
     history, done = [], 0
+    if eval_at_start and batch_metrics:
+        raise ValueError("fit_population: eval_at_start has no batches before the first step to give "
+                         f"batch_metrics {sorted(batch_metrics)}; use one or the other")
     if eval_at_start:
         entry = {"epoch": 0} if eval_every is None else {"step": 0, "epoch": 0}
         entry["train_loss"] = _evaluate_members(eval_fn, params, state, x_train, y_train)["loss"].tolist()
@@ -490,7 +517,7 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
         while done < total:
             end = min((done // period + 1) * period, total)
             params, state, opt_state, losses = run_steps(done, end, params, state, opt_state, bar)
-            losses = np.asarray(losses)
+            losses, batch_values = _split_losses(losses)
             if on_nonfinite == "raise" and not np.all(np.isfinite(losses)):
                 member = int(np.argmax(~np.all(np.isfinite(losses), axis=1)))
                 raise FloatingPointError(f"fit_population: member {member}'s training loss became "
@@ -498,6 +525,7 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
             epoch = -(-end // steps_per_epoch)
             entry = {"epoch": epoch} if eval_every is None else {"step": end, "epoch": epoch}
             entry["train_loss"] = losses.mean(axis=1).tolist()
+            entry.update({f"batch_{k}": v.mean(axis=1).tolist() for k, v in batch_values.items()})
             history.append(measure(entry, params, state))
             done = end
             for fn in logs:

@@ -71,13 +71,13 @@ def stepwise(step_fn, order: BatchOrder, x, y, each: bool = False):
         losses = []
         for _, params, state, opt_state, loss in gen(start, end, params, state, opt_state, bar):
             losses.append(loss)
-        return params, state, opt_state, jnp.stack(losses)
+        return params, state, opt_state, jax.tree.map(lambda *a: jnp.stack(a), *losses)
 
     return run
 
 
 def compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchOrder, x, y,
-                    members: bool = False):
+                    members: bool = False, batch_metrics: tuple = ()):
     """Steps ``[start, end)`` as one compiled program per epoch piece: a ``lax.scan`` over
     the full batches, whose indices come from the epoch's permutation inside the
     program, then the smaller last batch if the piece reaches it. With ``members`` the
@@ -85,9 +85,10 @@ def compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchO
     optimizer state (one key stream per member, the data shared). The program is
     cached per model, loss, optimizer and batching, so repeated calls compile once."""
     if not order.shuffle and (order.drop_last or order.n % order.batch_size == 0):
-        return _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x, y, members)
+        return _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x, y, members,
+                           batch_metrics)
     args = (model, loss_fn, optimizer, penalty, batch_hook, order.n, order.batch_size, order.shuffle,
-            members)
+            members, batch_metrics)
     program = _cached(piece_program, args)
 
     def run(start, end, params, state, opt_state, bar):
@@ -98,15 +99,16 @@ def compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchO
             losses.append(piece_losses)
             if bar is not None:
                 bar.update(i1 - i0)
-        return params, state, opt_state, jnp.concatenate(losses, axis=-1)
+        return params, state, opt_state, jax.tree.map(lambda *a: jnp.concatenate(a, axis=-1), *losses)
 
     return run
 
 
 @functools.lru_cache(maxsize=32)
 def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: int, shuffle: bool,
-                   members: bool):
-    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook, jit=False)
+                   members: bool, batch_metrics: tuple = ()):
+    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook,
+                           batch_metrics=dict(batch_metrics), jit=False)
     full = n // bs
 
     def piece(i0, i1, epoch, key, params, state, opt_state, x, y):
@@ -125,8 +127,8 @@ def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: in
         if i1 > full:  # the smaller last batch
             idx = perm[full * bs:]
             *carry, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, full))
-            losses.append(loss[None])
-        return (*carry, jnp.concatenate(losses, axis=-1))
+            losses.append(jax.tree.map(lambda a: a[None], loss))
+        return (*carry, jax.tree.map(lambda *a: jnp.concatenate(a, axis=-1), *losses))
 
     if members:
         return jax.jit(lambda i0, i1, *args: jax.vmap(functools.partial(piece, i0, i1),
@@ -143,12 +145,13 @@ def _cached(builder, args):
     return builder(*args)
 
 
-def _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchOrder, x, y, members: bool):
+def _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchOrder, x, y, members: bool,
+                batch_metrics: tuple = ()):
     """Steps ``[start, end)`` in data order as one ``lax.scan`` across epochs: step ``t``
     takes the slice ``x[i b : (i + 1) b]`` with ``i = t mod S`` and the key
     ``fold_in(fold_in(key, 2 (t div S) + 1), i)``, as :func:`stepwise` does."""
     program = _cached(span_program, (model, loss_fn, optimizer, penalty, batch_hook, order.batch_size,
-                                     order.steps_per_epoch, members))
+                                     order.steps_per_epoch, members, batch_metrics))
 
     def run(start, end, params, state, opt_state, bar):
         params, state, opt_state, losses = program(end - start, start, order.key, params, state,
@@ -161,8 +164,10 @@ def _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchOrde
 
 
 @functools.lru_cache(maxsize=32)
-def span_program(model, loss_fn, optimizer, penalty, batch_hook, bs: int, per_epoch: int, members: bool):
-    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook, jit=False)
+def span_program(model, loss_fn, optimizer, penalty, batch_hook, bs: int, per_epoch: int, members: bool,
+                 batch_metrics: tuple = ()):
+    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook,
+                           batch_metrics=dict(batch_metrics), jit=False)
 
     def span(length, start, key, params, state, opt_state, x, y):
         def body(carry, t):

@@ -28,7 +28,8 @@ HOOK_STREAM = 0x686F6F6B
 
 def make_train_step(model: Module, loss_fn: LossFn, optimizer, *,
                     penalty: Callable | None = None, compiler_options: dict | None = None,
-                    batch_hook: Callable | None = None, jit: bool = True) -> Callable:
+                    batch_hook: Callable | None = None, batch_metrics: Mapping[str, Callable] | None = None,
+                    jit: bool = True) -> Callable:
     """A jitted step ``(params, state, opt_state, x, y, key) -> (params, state, opt_state, loss)``.
 
     Minimises ``J = loss_fn(model(x), y) + penalty(params)`` by one optimizer update:
@@ -39,11 +40,15 @@ def make_train_step(model: Module, loss_fn: LossFn, optimizer, *,
 
     ``batch_hook(x, y, key) -> (x, y)``, if given, transforms the batch inside the
     compiled step first (augmentation, a curriculum), with its own key
-    ``fold_in(key, HOOK_STREAM)``. ``jit=False`` returns the plain function (to be
-    traced inside a larger program, e.g. a ``lax.scan`` over an epoch).
+    ``fold_in(key, HOOK_STREAM)``. With ``batch_metrics`` (``{name: fn(outputs, y)}``,
+    each evaluated on the step's training-mode outputs for its batch, before the update)
+    the fourth output is ``{"loss": loss, name: value, ...}`` instead of ``loss``.
+    ``jit=False`` returns the plain function (to be traced inside a larger program, e.g.
+    a ``lax.scan`` over an epoch).
     """
     _check_model("make_train_step", model)
     from fnnet.optim import apply_updates
+    batch_metrics = dict(batch_metrics or {})
 
     def objective(params, state, x, y, key):
         if batch_hook is not None:
@@ -51,6 +56,9 @@ def make_train_step(model: Module, loss_fn: LossFn, optimizer, *,
         out, new_state = model.apply(params, state, x, key=key, train=True)
         loss = loss_fn(out, y)
         total = loss if penalty is None else loss + penalty(params)
+        if batch_metrics:
+            loss = {"loss": loss, **{name: jnp.asarray(fn(out, y), loss.dtype)
+                                     for name, fn in batch_metrics.items()}}
         return total, (loss, new_state)
 
     def step(params, state, opt_state, x, y, key):

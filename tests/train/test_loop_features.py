@@ -21,9 +21,11 @@ def mse(out, y):
     return jnp.mean((out[:, 0] - y) ** 2)
 
 
-def reference_sgd(x, y, key, lr, batch_size, total_steps, drop_last, hook=None, start=0.0, shuffle=True):
+def reference_sgd(x, y, key, lr, batch_size, total_steps, drop_last, hook=None, start=0.0, shuffle=True,
+                  maes=None):
     """SGD on ``y ~ x w + b`` written out: epoch e's order is
-    ``permutation(fold_in(key, 2e), n)`` (``0 .. n-1`` without ``shuffle``); the hook's key is
+    ``permutation(fold_in(key, 2e), n)`` (``0 .. n-1`` without ``shuffle``); each step's
+    mean absolute error before its update is appended to ``maes`` if given; the hook's key is
     ``fold_in(fold_in(fold_in(key, 2e + 1), i), HOOK_STREAM)``; weights start at ``start``.
     Returns (w, b, losses)."""
     n = len(x)
@@ -41,6 +43,8 @@ def reference_sgd(x, y, key, lr, batch_size, total_steps, drop_last, hook=None, 
             xb, yb = (np.asarray(a) for a in hook(jnp.asarray(xb), jnp.asarray(yb), k))
         r = xb @ w + b - yb
         out.append(np.mean(r ** 2))
+        if maes is not None:
+            maes.append(np.mean(np.abs(r)))
         w, b = w - lr * 2 * xb.T @ r / len(r), b - lr * 2 * np.mean(r)
     return w, b, np.array(out)
 
@@ -318,3 +322,33 @@ def test_population_on_nonfinite_continue_leaves_the_other_members_alone(x64):
     np.testing.assert_allclose(result.params["kernel"][0, :, 0], w, rtol=1e-12)
     np.testing.assert_allclose(result.history[0]["train_loss"][0], ref_losses.mean(), rtol=1e-12)
     assert not np.isfinite(result.history[0]["train_loss"][1])
+
+
+@pytest.mark.parametrize("compile_epochs", [False, True])
+def test_batch_metrics_average_each_steps_value_over_the_period(compile_epochs, x64):
+    """batch_mae is the mean over the period of each step's mean absolute error on its
+    batch before the update, as in the written-out loop."""
+    x, y = linear_problem()
+    key = jax.random.key(10)
+    m = linear_model()
+    params, state = m.init(jax.random.key(0), x)
+    mae = lambda out, t: jnp.mean(jnp.abs(out[:, 0] - t))  # noqa: E731
+    result = train.fit(m, mse, optim.sgd(0.05), params, state, (x, y), key=key, steps=10, batch_size=6,
+                       eval_every=4, batch_metrics={"mae": mae}, compile_epochs=compile_epochs,
+                       progress=False)
+    maes = []
+    reference_sgd(x, y, key, 0.05, 6, 10, False, maes=maes)
+    assert [h["step"] for h in result.history] == [4, 8, 10]
+    for h, block in zip(result.history, (maes[:4], maes[4:8], maes[8:])):
+        np.testing.assert_allclose(h["batch_mae"], np.mean(block), rtol=1e-12)
+    keys = jax.random.split(jax.random.key(11), 2)
+    pop = train.fit_population(m, mse, optim.sgd(0.05), jax.tree.map(lambda a: jnp.stack([a, a]), params),
+                               {}, (x, y), keys=keys, steps=10, batch_size=6, eval_every=4,
+                               batch_metrics={"mae": mae}, progress=False)
+    for member in range(2):
+        maes = []
+        reference_sgd(x, y, keys[member], 0.05, 6, 10, False, maes=maes)
+        np.testing.assert_allclose(pop.history[0]["batch_mae"][member], np.mean(maes[:4]), rtol=1e-12)
+    with pytest.raises(ValueError, match="eval_at_start has no batches"):
+        train.fit(m, mse, optim.sgd(0.05), params, state, (x, y), key=key, steps=2, batch_size=6,
+                  batch_metrics={"mae": mae}, eval_at_start=True, progress=False)
