@@ -19,6 +19,10 @@ What it shows (default config, float32; steps until the iterate stays within 1e-
   (lr 5.0) go almost straight to w*; Adam (159 steps, lr 0.40) and AdaMax (146, lr 2.5)
   spiral in, their momentum b1 = 0.9 overshooting; Adadelta creeps (280 steps at lr 10,
   the top of the grid; its steps start at sqrt(eps) = 1e-3).
+
+The loop is the subject, so it is written here rather than run by ``fnnet.train.fit``:
+it records every iterate of each optimizer on a 2-D surface that is a formula, not a
+data set.
 """
 from __future__ import annotations
 
