@@ -35,7 +35,7 @@ context, d)}``), ``blocks`` (``{"0": ..., "L-1"}``, each a pre-LN
 :func:`fnnet.nn.transformer.transformer_encoder_block` with fused ``qkv``), ``norm``,
 and ``head`` (``{"kernel": (d, V)}``) only when the embeddings are not tied.
 
-Imports: jax, fnnet.functional, fnnet.init, fnnet.nn, fnnet.text.sampling.
+Imports: jax, fnnet.functional, fnnet.nn, fnnet.text.sampling.
 """
 from __future__ import annotations
 
@@ -47,7 +47,6 @@ import jax
 import jax.numpy as jnp
 
 from fnnet import functional as F
-from fnnet import init as initializers
 from fnnet.functional._checks import as_int
 from fnnet.functional.embedding import attend, embed
 from fnnet.nn.attention import _rate
@@ -201,10 +200,10 @@ def gpt(vocab_size: int, context_length: int, num_layers: int, num_heads: int, e
     block = transformer_encoder_block(
         config.num_heads, 4 * config.embed_dim, norm_first=True, activation="gelu",
         dropout_rate=config.dropout_rate, mlp_dropout_rate=0.0, causal=True, use_bias=config.use_bias,
-        fused_qkv=True, num_kv_heads=config.num_kv_heads, kernel_init=initializers.normal(std),
-        output_kernel_init=initializers.normal(std / math.sqrt(2 * config.num_layers)), dtype=dtype,
+        fused_qkv=True, num_kv_heads=config.num_kv_heads, kernel_init=_normal(std),
+        output_kernel_init=_normal(std / math.sqrt(2 * config.num_layers)), dtype=dtype,
         name=f"{name}/block")
-    normal = initializers.normal(std)
+    normal = _normal(std)
     allowed = {"inputs", "lengths", "cache"}
 
     def entries_of(x):
@@ -289,6 +288,15 @@ def gpt(vocab_size: int, context_length: int, num_layers: int, num_heads: int, e
         return out, state
 
     return GPT(init, apply, name, config)
+
+
+def _normal(stddev: float):
+    """``N(0, stddev^2)`` draws, as ``fnnet.init.normal`` (behind the same optimisation
+    barrier, so the compiled and the eager init agree bitwise); the model zoo imports
+    only fnnet.nn and fnnet.functional."""
+    def init(key, shape, dtype=jnp.float32):
+        return stddev * jax.lax.optimization_barrier(jax.random.normal(key, shape, dtype))
+    return init
 
 
 def _check_cache(name, config, cache, batch, t):
