@@ -86,7 +86,7 @@ def test_reduced_run_learns():
                        min_learning_rate=1e-3, warmup=10, sample_length=20)
     result = gs.run(config)
     uniform = math.log(result["vocab_size"])                  # ln 58 = 4.06 on this slice
-    assert result["train_loss"] < uniform - 1.0              
-    assert result["val_loss"] < uniform - 0.8                
+    assert result["train_loss"] < uniform - 1.0
+    assert result["val_loss"] < uniform - 0.8
     assert result["history"][-1]["dev_loss"] < result["history"][0]["dev_loss"]
     assert len(result["sample"]) == 21
