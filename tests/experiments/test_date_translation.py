@@ -7,8 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("faker")
-pytest.importorskip("babel")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from experiments import date_translation  # noqa: E402
 
