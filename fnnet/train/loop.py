@@ -1,6 +1,6 @@
-"""The training loop: :func:`fit` (one model) and :func:`fit_population` (many, as
-one program), with evaluation periods, early stopping, checkpoints, exact resumption,
-data guards and a stop on non-finite numbers.
+"""The training loop :func:`fit`, with evaluation periods, early stopping, checkpoints,
+exact resumption, data guards and a stop on non-finite numbers (its twin for many
+models as one program, :func:`fnnet.train.population.fit_population`, shares its helpers).
 
 Randomness is a pure function of ``key``: step ``t`` is batch ``i = t mod S`` of epoch
 ``e = t div S``; epoch ``e`` shuffles with ``fold_in(key, 2 * e)`` and its step ``i``
@@ -27,7 +27,9 @@ in range). After each period the losses and every float leaf of params, state an
 optimizer state are checked; a non-finite one raises ``FloatingPointError`` and
 nothing of that period is written, so the file keeps the last finite period. The
 period is then replayed step by step to name the first step whose loss or update went
-bad. A non-finite dev metric stops training too.
+bad. A non-finite dev metric stops training too. With ``on_nonfinite="stop"`` (for
+experiments about divergence) the bad period is recorded in the history instead and
+training ends with the last finite variables.
 
 Imports: jax, numpy, fnnet.nn, fnnet.train.
 """
@@ -51,7 +53,7 @@ from fnnet.train.periods import BatchOrder, compiled_steps, stepwise
 from fnnet.train.resume import Progress, load_progress, progress_tree, run_settings
 from fnnet.train.step import make_eval_step, make_train_step
 
-__all__ = ["EarlyStopping", "FitResult", "fit", "fit_population", "evaluate"]
+__all__ = ["EarlyStopping", "FitResult", "fit", "evaluate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -432,118 +434,6 @@ def _check_data(who: str, name: str, model: Module, params, state, x, y) -> None
         value = flat[i][(flat[i] < 0) | (flat[i] >= classes)][0]
         raise ValueError(f"{who}: {name} label {i} is {int(value)}, outside [0, {classes}) for a "
                          f"model giving {classes} scores per example")
-
-
-def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, train_data, *,
-                   keys, batch_size: int, epochs: int | None = None, steps: int | None = None,
-                   eval_every: int | None = None, dev_data=None, shuffle: bool = True,
-                   drop_last: bool = False, metrics: Mapping[str, Callable] | None = None,
-                   penalty: Callable | None = None, batch_hook: Callable | None = None,
-                   opt_state=None, progress: bool | None = None,
-                   log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None,
-                   eval_at_start: bool = False, train_metrics: bool = True,
-                   on_nonfinite: str = "raise", batch_metrics: Mapping[str, Callable] | None = None) -> FitResult:
-    """:func:`fit` for a population of ``P`` models trained side by side as one program.
-
-    ``params`` and ``state`` carry a leading axis of ``P`` members (e.g.
-    ``jax.vmap(lambda k: model.init(k, x))(keys)``) and ``keys`` is ``(P,)`` keys
-    (``jax.random.split(key, P)``). Member ``m`` follows exactly the key stream that
-    ``fit(..., key=keys[m], compile_epochs=True)`` follows (its own data order, dropout
-    and hook randomness) on the shared data; every period's steps run as one
-    ``jax.vmap``-ed ``lax.scan``, so the whole population costs one dispatch per
-    period. Seeds differ through ``keys`` and ``params``; configurations that are
-    arrays (a per-member learning rate inside ``optimizer``'s state, a per-member
-    penalty weight) can be vmapped the same way.
-
-    History entries hold one value per member (lists of ``P`` floats). No early
-    stopping or checkpoints here: train a member alone with :func:`fit` for those.
-    ``eval_at_start``, ``train_metrics`` and ``batch_metrics`` are :func:`fit`'s. ``on_nonfinite`` is
-    ``"raise"`` (a ``FloatingPointError`` naming the first member whose training loss
-    became non-finite) or ``"continue"``: such a member trains on with its non-finite
-    numbers (as it would alone, where it cannot recover) and the others are unaffected,
-    e.g. a learning-rate search in which the largest rates diverge.
-
-    Returns:
-      A :class:`FitResult` whose params, state and opt_state have the leading axis ``P``.
-    """
-    x_train, y_train = (jnp.asarray(a) for a in train_data)
-    dev = None if dev_data is None else tuple(jnp.asarray(a) for a in dev_data)
-    keys = jnp.asarray(keys) if not isinstance(keys, jax.Array) else keys
-    if keys.ndim != 1:
-        raise ValueError(f"fit_population: expected keys of shape (P,), got {keys.shape}")
-    size = keys.shape[0]
-    for what, tree in (("params", params), ("state", state)):
-        for leaf in jax.tree.leaves(tree):
-            if jnp.ndim(leaf) < 1 or jnp.shape(leaf)[0] != size:
-                raise ValueError(f"fit_population: expected every {what} leaf to lead with the "
-                                 f"population axis of {size} (the keys), got shape {jnp.shape(leaf)}")
-    first = jax.tree.map(lambda a: a[0], (params, state))
-    _check_data("fit_population", "train_data", model, *first, x_train, y_train)
-    if dev is not None:
-        _check_data("fit_population", "dev_data", model, *first, *dev)
-    steps_per_epoch, total, period = _schedule("fit_population", len(x_train), batch_size, drop_last,
-                                               epochs, steps, eval_every)
-    if on_nonfinite not in ("raise", "continue"):
-        raise ValueError(f"fit_population: expected on_nonfinite 'raise' or 'continue', got {on_nonfinite!r}")
-    logs = [] if log is None else [log] if callable(log) else list(log)
-    if opt_state is None:
-        opt_state = jax.vmap(optimizer.init)(params)
-    order = BatchOrder(keys, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
-    run_steps = compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
-                                members=True, batch_metrics=tuple((batch_metrics or {}).items()))
-    _, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population=True)
-
-    def measure(entry, params, state):
-        if dev is not None:
-            entry.update({f"dev_{k}": v.tolist()
-                          for k, v in _evaluate_members(eval_fn, params, state, *dev).items()})
-        if metrics and train_metrics:
-            values = _evaluate_members(eval_fn, params, state, x_train, y_train)
-            entry.update({f"train_{k}": v.tolist() for k, v in values.items() if k != "loss"})
-        return entry
-
-    history, done = [], 0
-    if eval_at_start and batch_metrics:
-        raise ValueError("fit_population: eval_at_start has no batches before the first step to give "
-                         f"batch_metrics {sorted(batch_metrics)}; use one or the other")
-    if eval_at_start:
-        entry = {"epoch": 0} if eval_every is None else {"step": 0, "epoch": 0}
-        entry["train_loss"] = _evaluate_members(eval_fn, params, state, x_train, y_train)["loss"].tolist()
-        history.append(measure(entry, params, state))
-        for fn in logs:
-            fn(entry)
-    bar = _progress_bar(progress, total, 0)
-    try:
-        while done < total:
-            end = min((done // period + 1) * period, total)
-            params, state, opt_state, losses = run_steps(done, end, params, state, opt_state, bar)
-            losses, batch_values = _split_losses(losses)
-            if on_nonfinite == "raise" and not np.all(np.isfinite(losses)):
-                member = int(np.argmax(~np.all(np.isfinite(losses), axis=1)))
-                raise FloatingPointError(f"fit_population: member {member}'s training loss became "
-                                         f"non-finite between steps {done} and {end}")
-            epoch = -(-end // steps_per_epoch)
-            entry = {"epoch": epoch} if eval_every is None else {"step": end, "epoch": epoch}
-            entry["train_loss"] = losses.mean(axis=1).tolist()
-            entry.update({f"batch_{k}": v.mean(axis=1).tolist() for k, v in batch_values.items()})
-            history.append(measure(entry, params, state))
-            done = end
-            for fn in logs:
-                fn(entry)
-    finally:
-        if bar is not None:
-            bar.close()
-    return FitResult(params, state, opt_state, history)
-
-
-def _evaluate_members(evaluate_step: Callable, params, state, x, y, batch_size: int = 1024) -> dict:
-    """:func:`evaluate` for a population: each metric as a ``(P,)`` array."""
-    totals: dict = {}
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        for name, value in evaluate_step(params, state, xb, yb).items():
-            totals[name] = totals.get(name, 0.0) + np.asarray(value, np.float64) * len(xb)
-    return {name: total / len(x) for name, total in totals.items()}
 
 
 @jax.jit
