@@ -82,7 +82,8 @@ def train_scheme(config: Config, scheme: str, data):
     init_acts = hidden_activations(params, x, config.hidden)
     # full-batch gradient descent: the whole training set as one batch per step
     fitted = train.fit(model, losses.binary_cross_entropy_with_logits, optim.sgd(config.learning_rate),
-                       params, state, (x, y), key=jax.random.key(config.seed), batch_size=len(x),
+                       params, state, (x, y), key=jax.random.fold_in(jax.random.key(config.seed), 1),
+                       batch_size=len(x),
                        shuffle=False, steps=config.iterations, eval_every=config.log_every,
                        compile_epochs=True, eval_at_start=True)
     params = fitted.params

@@ -48,9 +48,10 @@ def run(config: Config) -> dict:
     params, state = model.init(jax.random.key(config.seed), x_train)
     # full-batch gradient descent: one batch of all the training examples per step, in order
     result = train.fit(model, losses.binary_cross_entropy_with_logits, optim.sgd(config.learning_rate),
-                       params, state, (x_train, y_train_f), key=jax.random.key(config.seed),
-                       batch_size=len(x_train), shuffle=False, steps=config.iterations,
-                       eval_every=config.log_every, compile_epochs=True, eval_at_start=True)
+                       params, state, (x_train, y_train_f),
+                       key=jax.random.fold_in(jax.random.key(config.seed), 1), batch_size=len(x_train),
+                       shuffle=False, steps=config.iterations, eval_every=config.log_every,
+                       compile_epochs=True, eval_at_start=True)
     params = result.params
 
     def accuracy(xs, ys):

@@ -90,9 +90,10 @@ def train_seeds(model: nn.Module, config: Config, x, y, x_test, y_test):
     seeds = jnp.asarray(config.seed + np.arange(config.num_seeds))
     spec = jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x.dtype)
     params, state = jax.jit(jax.vmap(lambda s: model.init(jax.random.key(s), spec)))(seeds)
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 1))(seeds)  # unused: no shuffling or dropout
     fitted = train.fit_population(model, losses.softmax_cross_entropy_with_integer_labels,
                                   optim.adam(config.learning_rate), params, state, (x, y),
-                                  keys=jax.vmap(jax.random.key)(seeds), batch_size=config.batch_size,
+                                  keys=keys, batch_size=config.batch_size,
                                   steps=config.steps + 1, eval_every=config.eval_every, shuffle=False,
                                   dev_data=(x_test, y_test), metrics={"accuracy": metrics.accuracy},
                                   train_metrics=False, eval_at_start=True, progress=False)

@@ -69,7 +69,8 @@ def run(config: Config) -> dict:
     start = time.perf_counter()
     # steps 0..steps-1 in order (bix = step * 100 % 4000), a test after each eval_every
     fitted = train.fit(model, losses.softmax_cross_entropy_with_integer_labels, optim.adam(config.learning_rate),
-                       params, state, (x_train, y_train), key=jax.random.key(config.seed), batch_size=b,
+                       params, state, (x_train, y_train), key=jax.random.fold_in(jax.random.key(config.seed), 1),
+                       batch_size=b,
                        steps=config.steps, eval_every=config.eval_every, shuffle=False, compile_epochs=True,
                        dev_data=(x_test, y_test), metrics={"accuracy": metrics.accuracy}, train_metrics=False)
     seconds = time.perf_counter() - start
