@@ -26,7 +26,6 @@ logits; 104 s on 2 shared CPU cores.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 
 import jax
