@@ -38,7 +38,7 @@ from fnnet.parallel.mesh import axis_size, check_mesh
 __all__ = ["ShardingPolicy", "data_parallel", "fully_sharded", "tensor_parallel", "MEGATRON_RULES",
            "path_str", "param_shardings", "state_shardings", "opt_state_shardings",
            "train_state_shardings", "batch_sharding", "replicated", "check_batch",
-           "shard_batch", "shard_state"]
+           "shard_batch", "shard_state", "shard_population"]
 
 
 class ShardingPolicy(NamedTuple):
@@ -247,3 +247,22 @@ def shard_state(policy: ShardingPolicy, params, state, opt_state):
     _check_policy("shard_state", policy)
     shardings = train_state_shardings(policy, params, state, opt_state)
     return tuple(jax.device_put(tree, sh) for tree, sh in zip((params, state, opt_state), shardings))
+
+
+def shard_population(policy: ShardingPolicy, *trees):
+    """Place population trees (``fit_population``'s params, state and ``keys``, leading
+    axis = members) with the member axis split over ``data``: each device trains its
+    share of the members and no data moves between them. ``fit_population`` called on
+    them runs sharded and returns sharded results."""
+    _check_policy("shard_population", policy)
+    n = axis_size(policy.mesh, "data")
+    for tree in trees:
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            shape = np.shape(leaf)
+            if not shape or shape[0] % n:
+                raise ValueError(f"shard_population: expected a member count divisible by the {n} "
+                                 f"devices of the mesh's data axis, got {path_str(path) or 'a leaf'} "
+                                 f"of shape {tuple(shape)}")
+    sharding = batch_sharding(policy)
+    placed = tuple(jax.tree.map(lambda a: jax.device_put(a, sharding), tree) for tree in trees)
+    return placed[0] if len(placed) == 1 else placed

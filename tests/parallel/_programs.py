@@ -109,3 +109,20 @@ def run(name: str, step=None, grad_fn=None, place=None, steps: int = STEPS) -> d
     out.update(flat(opt_state, "opt"))
     out["losses"] = np.asarray(losses)
     return out
+
+
+def population(shard=None):
+    """8 small MLPs trained side by side by ``fit_population`` for 2 epochs; ``shard``
+    places ``(params, state, keys)`` (e.g. ``fnnet.parallel.shard_population``)."""
+    from fnnet.train import fit_population
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 16)).astype(np.float32)
+    y = rng.integers(0, 4, size=(64,)).astype(np.int32)
+    model = nn.serial(nn.dense(8), nn.relu, nn.dense(4))
+    params, state = jax.vmap(lambda k: model.init(k, x))(jax.random.split(jax.random.key(0), 8))
+    keys = jax.random.split(jax.random.key(1), 8)
+    if shard is not None:
+        params, state, keys = shard(params, state, keys)
+    result = fit_population(model, L.softmax_cross_entropy_with_integer_labels, optim.adam(1e-2), params,
+                            state, (x, y), keys=keys, epochs=2, batch_size=16, progress=False)
+    return result.params

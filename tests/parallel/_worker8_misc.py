@@ -93,6 +93,14 @@ def checkpoints(tmp):
     arrays.update(programs.flat(jax.device_get(r2["params"]), "tp4_params"))
 
 
+def population():
+    """fit_population with the members split over 8 devices."""
+    policy = par.data_parallel(par.make_mesh(8))
+    params = programs.population(lambda *trees: par.shard_population(policy, *trees))
+    facts["population_spec"] = str(jax.tree.leaves(params)[0].sharding.spec)
+    arrays.update(programs.flat(jax.device_get(params), "population_params"))
+
+
 def errors():
     """Messages of bad input that needs 8 devices; each must come before any compute."""
     model, loss_fn, optimizer, params, state, opt_state = programs.setup("mlp")
@@ -105,7 +113,8 @@ def errors():
                        ("step", lambda: step(params, state, opt_state, x, y, jax.random.key(0))),
                        ("process_rows", lambda: par.process_rows(dp, 12)),
                        ("make_mesh_model3", lambda: par.make_mesh(model=3)),
-                       ("make_mesh_too_many", lambda: par.make_mesh(4, 4))):
+                       ("make_mesh_too_many", lambda: par.make_mesh(4, 4)),
+                       ("shard_population", lambda: par.shard_population(dp, np.zeros((12, 3))))):
         try:
             call()
             messages[name] = None
@@ -118,7 +127,14 @@ def errors():
 if __name__ == "__main__":
     out = sys.argv[1]
     shard_map_gradients()
-    checkpoints(os.path.dirname(os.path.abspath(out)))
+    population()
+    try:
+        import orbax.checkpoint  # noqa: F401
+        facts["orbax"] = True
+    except ImportError:  # the optional extra fnnet[parallel]
+        facts["orbax"] = False
+    if facts["orbax"]:
+        checkpoints(os.path.dirname(os.path.abspath(out)))
     errors()
     np.savez(out, **arrays)
     with open(out + ".json", "w") as f:

@@ -36,7 +36,11 @@ losses = []
 for i in range(programs.STEPS):
     params, state, opt_state, loss = step(params, state, opt_state, gx, gy, jax.random.fold_in(key, i))
     losses.append(np.asarray(loss.addressable_data(0)))
-par.save_sharded_checkpoint(out + ".ckpt", {"params": params, "opt_state": opt_state})
+try:
+    import orbax.checkpoint  # noqa: F401  (the optional extra fnnet[parallel])
+    par.save_sharded_checkpoint(out + ".ckpt", {"params": params, "opt_state": opt_state})
+except ImportError:
+    pass
 full = multihost_utils.process_allgather(params, tiled=True)
 if process_id == 0:
     arrays = programs.flat(full, "params")

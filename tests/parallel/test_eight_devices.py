@@ -7,6 +7,8 @@
 - sharded checkpoints across mesh shapes: 2 steps data parallel on 8 devices, saved,
   restored fully sharded on 4 devices, 1 more step: equals 3 single-device steps;
   then restored tensor parallel on a 2x2 mesh.
+- ``fit_population`` with its members split over the devices (``shard_population``)
+  equals the single-device population.
 - batch sizes that do not divide over the data axis, and impossible meshes, raise
   before any compute.
 References: single-device runs in this process (plain ``jax.grad``, ``make_train_step``).
@@ -62,7 +64,17 @@ def test_shard_map_pmean_trap(worker):
         assert rel(arrays[name.replace("state", "shard_map_correct_state", 1)], want) <= 1e-6, name
 
 
+def test_population_split_over_devices_trains_like_one_device(worker):
+    arrays, facts = worker
+    assert facts["population_spec"] == "P('data',)"
+    reference = programs.flat(programs.population(), "population_params")
+    assert len(reference) == 4
+    for name, want in reference.items():
+        assert rel(arrays[name], want) <= 1e-6, name
+
+
 def test_checkpoint_restores_across_mesh_shapes_and_policies(worker):
+    pytest.importorskip("orbax.checkpoint")
     arrays, facts = worker
     for name in programs.flat(programs.setup("mlp")[3], "").keys():
         np.testing.assert_array_equal(arrays["fsdp4_params" + name], arrays["dp8_params" + name])
@@ -87,4 +99,6 @@ def test_indivisible_batch_and_bad_meshes_raise_before_compute(worker):
                                       "devices of the mesh's data axis, got 12")
     assert errors["make_mesh_model3"] == "make_mesh: expected a device count divisible by model=3, got 8 devices"
     assert errors["make_mesh_too_many"].startswith("make_mesh: expected data * model = 4 * 4 = 16 devices")
+    assert errors["shard_population"] == ("shard_population: expected a member count divisible by "
+                                          "the 8 devices of the mesh's data axis, got a leaf of shape (12, 3)")
     assert errors["step_compiled"] == 0  # the bad batch never reached jit

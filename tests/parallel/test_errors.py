@@ -42,6 +42,7 @@ def test_unknown_axis_names_are_named():
 
 
 def test_checkpoint_onto_incompatible_model(tmp_path):
+    pytest.importorskip("orbax.checkpoint")
     model = nn.serial(nn.dense(4), nn.relu, nn.dense(2))
     params, _ = model.init(jax.random.key(0), jax.ShapeDtypeStruct((3, 5), jnp.float32))
     par.save_sharded_checkpoint(tmp_path / "ck", {"params": params})

@@ -11,6 +11,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -50,6 +51,7 @@ def test_two_processes_train_like_one(tmp_path):
             err = np.linalg.norm(got[name] - want) / np.linalg.norm(want)
             assert err <= 1e-6, f"{name}: relative error {err:.2e}"
 
+    pytest.importorskip("orbax.checkpoint")
     # Orbax's layout: one ocdbt store per writing process
     assert sorted(n for n in os.listdir(out + ".ckpt") if n.startswith("ocdbt.process_")) == [
         "ocdbt.process_0", "ocdbt.process_1"]
