@@ -25,7 +25,7 @@ the MLP's mean within 1 point of the notebook but 3-4 points under the table's 6
 table's MLP number is not reproduced by the published protocol in PyTorch either). The
 MLP's 6,001 Adam steps amplify rounding: ``fit_population``'s step rounds differently
 from the in-order loop used before 1 December 2026, which gave the same logistic numbers
-bit for bit and MLP 64.1% (65.1 +- 1.1), shuffled 63.8% (64.9 +- 1.4).
+(the same test predictions) and MLP 64.1% (65.1 +- 1.1), shuffled 63.8% (64.9 +- 1.4).
 """
 from __future__ import annotations
 
