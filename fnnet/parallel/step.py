@@ -32,7 +32,7 @@ import jax
 
 from fnnet.parallel.policies import (ShardingPolicy, batch_sharding, check_batch, replicated,
                                      train_state_shardings)
-from fnnet.train.step import make_train_step
+from fnnet.train.step import make_eval_step, make_train_step
 
 __all__ = ["make_sharded_train_step", "make_sharded_eval_step"]
 
@@ -81,15 +81,16 @@ def make_sharded_train_step(model, loss_fn, optimizer, policy: ShardingPolicy, p
 
 def make_sharded_eval_step(model, policy: ShardingPolicy, params, state, loss_fn=None,
                            metrics=None) -> Callable:
-    """A jitted ``(params, state, x, y) -> {"loss": ..., name: ...}`` in eval mode with
-    the policy's shardings (metrics over the global batch, replicated results)."""
-    from fnnet.train.step import make_eval_step
+    """A jitted ``(params, state, x, y) -> {"loss": ..., name: ...}`` in eval mode: the
+    step of ``fnnet.train.make_eval_step`` with the policy's shardings (metrics over the
+    global batch, replicated results). ``params, state`` are templates, as above."""
+    if not isinstance(policy, ShardingPolicy):
+        raise TypeError(f"make_sharded_eval_step: expected a ShardingPolicy as policy, got "
+                        f"{type(policy).__name__}")
     evaluate = make_eval_step(model, loss_fn, metrics)
-    p_sh = train_state_shardings(policy, params, state, {})[0]
-    s_sh = train_state_shardings(policy, params, state, {})[1]
+    p_sh, s_sh, _ = train_state_shardings(policy, params, state, {})
     b_sh = batch_sharding(policy)
-    jitted = jax.jit(evaluate.__wrapped__ if hasattr(evaluate, "__wrapped__") else evaluate,
-                     in_shardings=(p_sh, s_sh, b_sh, b_sh), out_shardings=replicated(policy))
+    jitted = jax.jit(evaluate, in_shardings=(p_sh, s_sh, b_sh, b_sh), out_shardings=replicated(policy))
 
     def sharded_eval(params, state, x, y):
         check_batch("make_sharded_eval_step", policy, x, y)

@@ -70,6 +70,10 @@ def setup(name: str):
     return model, L.softmax_cross_entropy_with_integer_labels, optimizer, params, state, optimizer.init(params)
 
 
+def accuracy(logits, y):
+    return jnp.mean(jnp.argmax(logits, -1) == y)
+
+
 def objective(model, loss_fn):
     def f(params, state, x, y, key):
         out, _ = model.apply(params, state, x, key=key, train=True)

@@ -101,6 +101,17 @@ def population():
     arrays.update(programs.flat(jax.device_get(params), "population_params"))
 
 
+def evaluation():
+    """make_sharded_eval_step, fully sharded, on the initial MLP."""
+    model, loss_fn, _, params, state, _ = programs.setup("mlp")
+    x, y = programs.data("mlp")
+    policy = par.fully_sharded(par.make_mesh(8))
+    evaluate = par.make_sharded_eval_step(model, policy, params, state, loss_fn,
+                                          {"accuracy": programs.accuracy})
+    result = evaluate(*par.shard_state(policy, params, state, {})[:2], *par.shard_batch(policy, x, y))
+    arrays.update({f"eval_{k}": np.asarray(v) for k, v in result.items()})
+
+
 def errors():
     """Messages of bad input that needs 8 devices; each must come before any compute."""
     model, loss_fn, optimizer, params, state, opt_state = programs.setup("mlp")
@@ -128,6 +139,7 @@ if __name__ == "__main__":
     out = sys.argv[1]
     shard_map_gradients()
     population()
+    evaluation()
     try:
         import orbax.checkpoint  # noqa: F401
         facts["orbax"] = True

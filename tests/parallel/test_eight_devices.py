@@ -9,6 +9,7 @@
   then restored tensor parallel on a 2x2 mesh.
 - ``fit_population`` with its members split over the devices (``shard_population``)
   equals the single-device population.
+- ``make_sharded_eval_step`` gives the NumPy cross-entropy and accuracy of the logits.
 - batch sizes that do not divide over the data axis, and impossible meshes, raise
   before any compute.
 References: single-device runs in this process (plain ``jax.grad``, ``make_train_step``).
@@ -71,6 +72,17 @@ def test_population_split_over_devices_trains_like_one_device(worker):
     assert len(reference) == 4
     for name, want in reference.items():
         assert rel(arrays[name], want) <= 1e-6, name
+
+
+def test_sharded_eval_step_equals_numpy(worker):
+    arrays, _ = worker
+    model, _, _, params, state, _ = programs.setup("mlp")
+    x, y = programs.data("mlp")
+    logits = np.asarray(model.apply(params, state, x, train=False)[0], np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    np.testing.assert_allclose(arrays["eval_loss"], -log_probs[np.arange(len(y)), y].mean(), rtol=1e-6)
+    np.testing.assert_allclose(arrays["eval_accuracy"], (logits.argmax(-1) == y).mean(), rtol=1e-6)
 
 
 def test_checkpoint_restores_across_mesh_shapes_and_policies(worker):
