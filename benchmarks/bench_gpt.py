@@ -10,8 +10,10 @@ AdamW on one batch of Tiny Shakespeare windows (the same batch every step).
 
 - fnnet: ``fnnet.models.gpt`` + ``fnnet.optim`` + ``fnnet.train.make_train_step``.
 - plain JAX: the same network written here over a dict of weights, ``jax.value_and_grad``
-  and optax (``clip_by_global_norm`` + ``adamw``).
-- Flax: the same network in ``flax.linen`` with optax.
+  and optax (``clip_by_global_norm`` + ``adamw``). Its GELU is written with ``erf`` as
+  fnnet's and PyTorch's; a second row uses ``jax.nn.gelu(approximate=False)``, the same
+  function through ``erfc``, whose XLA CPU code is slower (see benchmarks/RESULTS.md).
+- Flax: the same network in ``flax.linen`` with optax (GELU written with ``erf``).
 - PyTorch: nanoGPT's ``model.py`` structure (``CausalSelfAttention`` with
   ``scaled_dot_product_attention(is_causal=True)``, ``MLP``, ``Block``) written in plain
   torch, eager, ``torch.set_num_threads(2)``, ``torch.optim.AdamW`` and
@@ -113,7 +115,17 @@ def _dense(x, p):
     return y + p["b"] if "b" in p else y
 
 
-def plain_forward(params, idx, heads=HEADS):
+def gelu_erf(x):
+    """The exact GELU written with ``erf``: ``x/2 (1 + erf(x / sqrt 2))`` (PyTorch's ``nn.GELU()``)."""
+    return 0.5 * x * (1.0 + jax.lax.erf(x * np.float32(math.sqrt(0.5))))
+
+
+def gelu_jax_nn(x):
+    """``jax.nn.gelu(x, approximate=False)``: the same function through ``erfc``."""
+    return jax.nn.gelu(x, approximate=False)
+
+
+def plain_forward(params, idx, heads=HEADS, gelu=gelu_erf):
     """Logits ``(B, T, V)`` of nanoGPT's GPT on token ids ``idx`` ``(B, T)``."""
     b, t = idx.shape
     c = params["wte"].shape[1]
@@ -127,30 +139,30 @@ def plain_forward(params, idx, heads=HEADS):
         att = jax.nn.softmax(jnp.where(causal, att, -jnp.inf), axis=-1)
         y = jnp.einsum("bhts,bshd->bthd", att, v).reshape(b, t, c)
         x = x + _dense(y, blk["proj"])
-        h = jax.nn.gelu(_dense(_ln(x, blk["ln2"]), blk["fc"]), approximate=False)
+        h = gelu(_dense(_ln(x, blk["ln2"]), blk["fc"]))
         x = x + _dense(h, blk["fc_proj"])
     return _ln(x, params["ln_f"]) @ params["wte"].T
 
 
-def plain_loss(params, x, y):
-    return optax.softmax_cross_entropy_with_integer_labels(plain_forward(params, x), y).mean()
+def plain_loss(params, x, y, gelu=gelu_erf):
+    return optax.softmax_cross_entropy_with_integer_labels(plain_forward(params, x, gelu=gelu), y).mean()
 
 
-def plain_step_fn():
+def plain_step_fn(gelu=gelu_erf):
     opt = optax_adamw()
 
     @jax.jit
     def step(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(plain_loss)(params, x, y)
+        loss, grads = jax.value_and_grad(plain_loss)(params, x, y, gelu)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
     return step, opt
 
 
-def plain_jax_runner(x, y):
+def plain_jax_runner(x, y, gelu=gelu_erf):
     params = plain_init(jax.random.key(0))
-    step, opt = plain_step_fn()
+    step, opt = plain_step_fn(gelu)
     carry = [params, opt.init(params)]
     x, y = jnp.asarray(x), jnp.asarray(y)
 
@@ -158,6 +170,7 @@ def plain_jax_runner(x, y):
         carry[0], carry[1], loss = step(carry[0], carry[1], x, y)
         return loss
     run.compiled = step.lower(*carry, x, y).compile()
+    run.params = sum(a.size for a in jax.tree.leaves(params))
     return run
 
 
@@ -182,7 +195,7 @@ def flax_runner(x, y):
             y = jnp.einsum("bhts,bshd->bthd", att, v).reshape(b, t, c)
             x = x + nn.Dense(c, use_bias=USE_BIAS, kernel_init=proj_init)(y)
             h = nn.LayerNorm(epsilon=1e-5, use_bias=USE_BIAS)(x)
-            h = nn.gelu(nn.Dense(4 * c, use_bias=USE_BIAS, kernel_init=init)(h), approximate=False)
+            h = gelu_erf(nn.Dense(4 * c, use_bias=USE_BIAS, kernel_init=init)(h))
             return x + nn.Dense(c, use_bias=USE_BIAS, kernel_init=proj_init)(h)
 
     class GPT(nn.Module):
@@ -307,8 +320,8 @@ def torch_runner(x, y):
 # ----------------------------------------------------------------------------- fnnet
 
 def fnnet_model(context=CONTEXT):
-    from fnnet.models import gpt
-    return gpt.gpt(vocab_size=VOCAB, num_layers=LAYERS, num_heads=HEADS, embed_dim=EMBED,
+    from fnnet.models.gpt import gpt
+    return gpt(vocab_size=VOCAB, num_layers=LAYERS, num_heads=HEADS, embed_dim=EMBED,
                    context_length=context, dropout_rate=0.0, use_bias=USE_BIAS)
 
 
@@ -371,8 +384,9 @@ def ratio(times, a, b) -> float:
 def train_step_table(rounds=ROUNDS, reps=REPS):
     x, y = batch_of_windows()
     runners = {}
-    for name, make in (("fnnet", fnnet_runner), ("plain JAX", plain_jax_runner), ("Flax", flax_runner),
-                       ("PyTorch", torch_runner)):
+    for name, make in (("fnnet", fnnet_runner), ("plain JAX", plain_jax_runner),
+                       ("plain JAX, jax.nn.gelu", lambda x, y: plain_jax_runner(x, y, gelu_jax_nn)),
+                       ("Flax", flax_runner), ("PyTorch", torch_runner)):
         try:
             runners[name] = make(x, y)
         except ImportError as e:  # an optional framework that is not installed
@@ -384,9 +398,9 @@ def train_step_table(rounds=ROUNDS, reps=REPS):
     print(f"\nGPT train step, baby GPT ({LAYERS} layers, {HEADS} heads, embedding {EMBED}, context "
           f"{CONTEXT}, batch {BATCH}); {rounds} interleaved rounds x {reps} steps; load average "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"{'framework':<10} {'params':>9} {'median ms':>10} {'XLA flops':>14} {'fnnet / this':>13}")
+    print(f"{'framework':<22} {'params':>9} {'median ms':>10} {'XLA flops':>14} {'fnnet / this':>13}")
     for name, run in runners.items():
-        print(f"{name:<10} {getattr(run, 'params', 0):>9,} {1e3 * statistics.median(times[name]):>10.2f} "
+        print(f"{name:<22} {getattr(run, 'params', 0):>9,} {1e3 * statistics.median(times[name]):>10.2f} "
               f"{flops(run):>14,.0f} {ratio(times, 'fnnet', name) if 'fnnet' in times else float('nan'):>13.3f}")
     return runners, times
 
@@ -395,7 +409,7 @@ def train_step_table(rounds=ROUNDS, reps=REPS):
 
 def generation_table(rounds=GEN_ROUNDS, tokens=GEN_TOKENS):
     """Tokens per second of greedy generation with and without the key-value cache."""
-    from fnnet.models import gpt
+    from fnnet.models.gpt import generate
 
     model = fnnet_model(context=GEN_CONTEXT)
     spec = jnp.zeros((1, GEN_CONTEXT), jnp.int32)
@@ -404,7 +418,7 @@ def generation_table(rounds=GEN_ROUNDS, tokens=GEN_TOKENS):
 
     @jax.jit
     def cached(params):
-        return gpt.generate(model, params, state, prompt, tokens, key=jax.random.key(1), temperature=0.0)
+        return generate(model, params, state, prompt, tokens, key=jax.random.key(1), temperature=0.0)
 
     @jax.jit
     def uncached(params):
