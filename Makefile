@@ -22,7 +22,7 @@ test: $(STAMP)
 
 # The reference extra installed, and no reference test allowed to skip.
 test-ref: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,ref]'
+	$(PY) -m pip install --quiet -e '.[dev,ref,parallel]'
 	FNNET_REQUIRE_REFERENCES=1 $(PY) -m pytest -q -n 2 tests
 
 reproduce: $(STAMP)

@@ -122,7 +122,8 @@ def multi_head_attention(num_heads: int, *, qkv_features: int | None = None,
       >>> mha = multi_head_attention(2, causal=True)
       >>> x = jnp.ones((1, 3, 4))
       >>> params, state = mha.init(jax.random.key(0), x)
-      >>> sorted(params), params["query"]["kernel"].shape
+      >>> query = params["query"]
+      >>> sorted(params), query["kernel"].shape
       (['key', 'out', 'query', 'value'], (4, 4))
       >>> mha.apply(params, state, x)[0].shape
       (1, 3, 4)

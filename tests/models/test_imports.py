@@ -1,11 +1,12 @@
-"""fnnet.models imports, from fnnet, only fnnet.nn and fnnet.functional (docs/DESIGN.md
-section 2), and every public constructor is exported by the package."""
+"""fnnet.models imports, from fnnet, only fnnet.nn, fnnet.functional and fnnet.init, and
+fnnet.text.sampling for the GPT's generate (DESIGN.md section 2; docs/design.md, "What
+the model zoo imports"), and every public constructor is exported by the package."""
 import ast
 import pathlib
 
 import fnnet.models as models
 
-ALLOWED = {"fnnet.nn", "fnnet.functional", "fnnet.models"}
+ALLOWED = {"fnnet.nn", "fnnet.functional", "fnnet.init", "fnnet.models", "fnnet.text.sampling"}
 
 
 def _fnnet_imports(path):
