@@ -38,11 +38,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import jax
 import jax.numpy as jnp
-import numpy as np
 
-from fnnet import data, losses, metrics, nn, optim, train
+from fnnet import data, nn
 from fnnet.train.in_order import seed_summary, torch_default_init
 from fnnet.train.config import check_config, require
 
@@ -82,23 +80,13 @@ def make_model(channels: int, impl: str = "matmul") -> nn.Module:
 
 
 def train_seeds(model: nn.Module, config: Config, x, y, x_test, y_test):
-    """The authors' loop for ``num_seeds`` seeds as one population (``fnnet.train.fit_population``):
-    batches in order (``shuffle=False``), steps 0..steps (``steps + 1`` updates), the test
-    set before the first step, after every ``eval_every`` updates and at the end.
+    """The authors' protocol for ``num_seeds`` seeds as one population: the sibling
+    experiment ``mnist1d_baselines``'s :func:`train_seeds` (batches in order, steps
+    0..steps, the test set before the first step and every ``eval_every`` updates)."""
+    from fnnet.cli import load_experiment
 
-    Returns the parameter count of one model and the population's history.
-    """
-    seeds = jnp.asarray(config.seed + np.arange(config.num_seeds))
-    spec = jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x.dtype)
-    params, state = jax.jit(jax.vmap(lambda s: model.init(jax.random.key(s), spec)))(seeds)
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 1))(seeds)  # unused: no shuffling or dropout
-    fitted = train.fit_population(model, losses.softmax_cross_entropy_with_integer_labels,
-                                  optim.adam(config.learning_rate), params, state, (x, y),
-                                  keys=keys, batch_size=config.batch_size,
-                                  steps=config.steps + 1, eval_every=config.eval_every, shuffle=False,
-                                  dev_data=(x_test, y_test), metrics={"accuracy": metrics.accuracy},
-                                  train_metrics=False, eval_at_start=True, progress=False)
-    return nn.count_params(jax.tree.map(lambda a: a[0], params)), fitted.history
+    baselines = load_experiment("mnist1d_baselines", os.path.dirname(os.path.abspath(__file__)))
+    return baselines.train_seeds(model, config, x, y, x_test, y_test)
 
 
 def run(config: Config) -> dict:
