@@ -367,13 +367,16 @@ def test_every_real_experiment_records_a_cpu_time(capsys):
 # ----------------------------------------------------------------------------- the real Configs
 
 BAD = {  # experiment: (field, value, message) for a step or size field
+    "attention_maps": ("steps", 0, "expected steps > 0, got 0"),
     "batchnorm_depth": ("steps", 0, "expected steps > 0, got 0"),
     "bias_variance": ("batch_size", -1, "expected batch_size > 0, got -1"),
     "char_lstm": ("steps", -5, "expected steps > 0, got -5"),
     "char_rnn": ("iterations", -5, "expected iterations > 0, got -5"),
+    "date_translation": ("epochs", 0, "expected epochs > 0, got 0"),
     "early_stopping": ("epochs", 0, "expected epochs > 0, got 0"),
     "edge_detection": ("steps", -1, "expected steps > 0, got -1"),
     "exploding_gradients": ("steps", 0, "expected steps > 0, got 0"),
+    "gpt_shakespeare": ("iterations", -5, "expected iterations > 0, got -5"),
     "init_comparison": ("iterations", -5, "expected iterations > 0, got -5"),
     "lenet_digits": ("epochs", 0, "expected epochs > 0, got 0"),
     "logreg_breast_cancer": ("iterations", -5, "expected iterations > 0, got -5"),
@@ -385,6 +388,7 @@ BAD = {  # experiment: (field, value, message) for a step or size field
     "optimizers_digits": ("epochs", -1, "expected epochs > 0, got -1"),
     "random_search": ("num_configs", 0, "expected num_configs > 0, got 0"),
     "resnet_vs_plain": ("batch_size", 0, "expected batch_size > 0, got 0"),
+    "transformer_addition": ("steps", 0, "expected steps > 0, got 0"),
     "vanishing_gradients": ("steps", -5, "expected steps > 0, got -5"),
 }
 
