@@ -297,8 +297,8 @@ def _project(name, params, inputs, context, heads, kv_heads):
         p = params["qkv"]
         if context is None:
             qkv = split(_dense(name, "qkv", inputs, p), heads + 2 * kv_heads)
-            return (qkv[:, :, :heads], qkv[:, :, heads:heads + kv_heads],
-                    qkv[:, :, heads + kv_heads:])
+            # one split (its gradient is one concatenate; three slices would be three pads)
+            return tuple(jnp.split(qkv, [heads, heads + kv_heads], axis=2))
         cut = heads * head_dim
         bias = p.get("bias")
         q = _dense(name, "qkv", inputs, {"kernel": p["kernel"][:, :cut],
