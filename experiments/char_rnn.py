@@ -35,7 +35,6 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from fnnet import functional as F, optim, text
 from fnnet.train.config import check_config, require

@@ -1,7 +1,6 @@
 """Activations and dense against NumPy formulas; float64 gradient checks."""
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

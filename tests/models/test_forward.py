@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnnet import functional as F
 from fnnet import gradcheck, models
 from fnnet.models import _layers
 
