@@ -147,12 +147,25 @@ def test_mask_helpers_against_numpy():
 
 
 def test_jit_vmap_grad(rng):
-    q, k, v = (jnp.asarray(a, jnp.float32) for a in _qkv(rng))
+    qn, kn, vn = _qkv(rng)
+    q, k, v = (jnp.asarray(a, jnp.float32) for a in (qn, kn, vn))
+    causal = np.arange(5)[None, :] <= np.arange(4)[:, None]
+    want, _ = attention_loop(qn, kn, vn, np.broadcast_to(causal, (2, 4, 4, 5)), np.zeros((2, 4, 4, 5)),
+                             1 / np.sqrt(3))
     f = jax.jit(lambda q: dot_product_attention(q, k, v, is_causal=True))
-    np.testing.assert_allclose(f(q), dot_product_attention(q, k, v, is_causal=True), rtol=1e-6)
+    np.testing.assert_allclose(f(q), want, rtol=1e-5, atol=1e-6)
     per_example = jax.vmap(lambda q, k, v: dot_product_attention(q, k, v, is_causal=True))(q, k, v)
-    np.testing.assert_allclose(per_example, f(q), rtol=1e-5, atol=1e-6)
-    assert jax.grad(lambda q: f(q).sum())(q).shape == q.shape
+    np.testing.assert_allclose(per_example, want, rtol=1e-5, atol=1e-6)
+
+    def textbook(q):  # softmax(q k^T / sqrt(d)) v over s <= t, written out (key head h // 2)
+        kh, vh = jnp.repeat(k, 2, axis=2), jnp.repeat(v, 2, axis=2)
+        logits = jnp.einsum("bthd,bshd->bhts", q, kh) / np.sqrt(3)
+        w = jax.nn.softmax(jnp.where(jnp.asarray(causal)[None, None], logits, -1e30), axis=-1)
+        return jnp.einsum("bhts,bshd->bthd", w, vh)
+
+    weights = jnp.asarray(rng.normal(size=(2, 4, 4, 2)), jnp.float32)
+    np.testing.assert_allclose(jax.jit(jax.grad(lambda q: jnp.sum(weights * f(q))))(q),
+                               jax.grad(lambda q: jnp.sum(weights * textbook(q)))(q), rtol=1e-4, atol=1e-5)
 
 
 def additive_loop(query, keys, values, wq, wk, v, mask):
