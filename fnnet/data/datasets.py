@@ -1,7 +1,7 @@
 """Bundled data sets, loaded offline: sklearn's digits, breast cancer, iris and wine,
 MNIST-1D generated procedurally (Greydanus & Kobak, "Scaling down deep learning
-with MNIST-1D", ICML 2024), and the Tiny Shakespeare text shipped in ``bundled/``
-(see its README for the checksum and credit).
+with MNIST-1D", ICML 2024), and the Tiny Shakespeare text and the ORL (AT&T) faces
+shipped in ``bundled/`` (see its README for the checksums and credits).
 
 Every loader returns NumPy arrays: features float32, labels int32. Values are the
 raw ones of the source (digits 0..16, MNIST-1D real-valued); standardise or rescale
@@ -19,7 +19,8 @@ import os
 import numpy as np
 
 __all__ = ["load_digits", "load_breast_cancer", "load_iris", "load_wine", "load_mnist1d",
-           "MNIST1D_SHUFFLE_PERMUTATION_SEED", "load_tiny_shakespeare", "TINY_SHAKESPEARE_SHA256"]
+           "MNIST1D_SHUFFLE_PERMUTATION_SEED", "load_tiny_shakespeare", "TINY_SHAKESPEARE_SHA256",
+           "load_orl_faces", "ORL_FACES_SHA256"]
 
 MNIST1D_SHUFFLE_PERMUTATION_SEED = 42
 
@@ -139,3 +140,39 @@ def load_tiny_shakespeare() -> str:
         raise OSError(f"load_tiny_shakespeare: {path} has sha256 {digest}, expected "
                       f"{TINY_SHAKESPEARE_SHA256}: the bundled file is damaged")
     return raw.decode("utf-8")
+
+
+ORL_FACES_SHA256 = "13fddc05e2ba0acd422e31486726421cb705ada132599eaefc9075fa389953dc"
+
+
+def load_orl_faces():
+    """The ORL (AT&T) face database of the Olivetti Research Laboratory, Cambridge
+    (Samaria & Harter 1994): 40 subjects, 10 grey-level images each, 112 x 92 pixels.
+
+    Read from the copy bundled with fnnet (``bundled/orl_faces.npz``, its ``images``
+    array ``uint8 (40, 10, 112, 92)``); raises ``OSError`` if its sha256 is not
+    :data:`ORL_FACES_SHA256`. Please credit the Olivetti Research Laboratory when you
+    use the images (``bundled/README.md``).
+
+    Returns:
+      ``(x, y)``: x float32 ``(400, 112, 92)``, the grey levels 0..255, subject-major
+      (image ``i`` of subject ``sX`` at row ``10 (X - 1) + i - 1``, ``i`` and ``X``
+      counted from 1 as in the original file names ``sX/i.pgm``); y int32 ``(400,)``,
+      the subject ``X - 1`` in 0..39.
+    """
+    path = os.path.join(os.path.dirname(__file__), "bundled", "orl_faces.npz")
+    with open(path, "rb") as f:
+        raw = f.read()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != ORL_FACES_SHA256:
+        raise OSError(f"load_orl_faces: {path} has sha256 {digest}, expected "
+                      f"{ORL_FACES_SHA256}: the bundled file is damaged")
+    import io
+    with np.load(io.BytesIO(raw)) as archive:
+        images = archive["images"]
+    if images.shape != (40, 10, 112, 92) or images.dtype != np.uint8:
+        raise OSError(f"load_orl_faces: expected images uint8 (40, 10, 112, 92) in {path}, got "
+                      f"{images.dtype} {images.shape}")
+    x = images.reshape(400, 112, 92).astype(np.float32)
+    y = np.repeat(np.arange(40, dtype=np.int32), 10)
+    return x, y
