@@ -13,6 +13,11 @@ classification losses return NaN for them instead of a wrong number.
 The logit-based losses are written so that logits of +-1e4 give finite values and
 finite gradients in float32.
 
+The metric-learning losses (triplet, contrastive, and triplet mining inside a batch)
+take embeddings ``(..., D)``; their distances are p-norms over the last axis whose
+gradient at zero distance is 0, not NaN (a positive pair that collapses to one point
+is a fixed point, not a crash).
+
 Imports: jax, numpy.
 """
 from __future__ import annotations
@@ -27,6 +32,8 @@ __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels", "nll_loss", "sequence_cross_entropy", "mse", "mae",
     "huber", "hinge", "multiclass_hinge", "l1_penalty", "l2_penalty", "default_penalty_mask",
+    "pairwise_distances", "triplet_loss", "contrastive_loss", "batch_all_triplet_loss",
+    "batch_hard_triplet_loss",
 ]
 
 
@@ -362,6 +369,257 @@ def huber(pred: jax.Array, target: jax.Array, delta: float = 1.0) -> jax.Array:
     a = jnp.abs(r)
     quad = jnp.minimum(a, delta)
     return jnp.mean(0.5 * quad * quad + delta * (a - quad))
+
+
+# --------------------------------------------------------------- metric learning
+
+def _check_norm_degree(name: str, p) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 1 <= p < float("inf"):
+        raise ValueError(f"{name}: expected a finite norm degree p >= 1, got {p!r}")
+    return float(p)
+
+
+def _check_margin(name: str, margin, allow_none: bool) -> None:
+    if margin is None and allow_none:
+        return
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
+        soft = " (or None for the soft margin)" if allow_none else ""
+        raise ValueError(f"{name}: expected a margin >= 0{soft}, got {margin!r}")
+
+
+def _norm(diff: jax.Array, p: float, squared: bool) -> jax.Array:
+    """``||diff||_p`` over the last axis (squared if asked), with gradient 0 at ``diff = 0``.
+
+    ``|x|`` is ``sign(x) x`` (derivative 0 at 0) and the root ``s^(1/p)`` of the sum
+    ``s = sum |x|^p`` is taken only where ``s > 0`` (its derivative is infinite at 0).
+    The squared Euclidean norm is the plain sum of squares, smooth everywhere.
+    """
+    if p == 2.0:
+        s = jnp.sum(diff * diff, axis=-1)
+        if squared:
+            return s
+    elif p == 1.0:
+        s = jnp.sum(jnp.sign(diff) * diff, axis=-1)
+    else:
+        s = jnp.sum((jnp.sign(diff) * diff) ** p, axis=-1)
+    if p == 1.0:
+        root = s
+    else:
+        positive = s > 0
+        root = jnp.where(positive, jnp.where(positive, s, 1.0) ** (1.0 / p), 0.0)
+    return root * root if squared else root
+
+
+def _hinge_or_soft(x: jax.Array, margin) -> jax.Array:
+    """``max(x + margin, 0)``, or the soft margin ``softplus(x)`` when ``margin`` is None."""
+    return jax.nn.softplus(x) if margin is None else jax.nn.relu(x + margin)
+
+
+def pairwise_distances(embeddings: jax.Array, *, p: float = 2.0, squared: bool = False) -> jax.Array:
+    """All distances within a batch, ``D[i, j] = ||e_i - e_j||_p`` (squared if asked).
+
+    Computed from the differences themselves (not ``|a|^2 - 2 a.b + |b|^2``, which
+    cancels), so ``D`` is symmetric with an exactly zero diagonal, and the gradient at
+    zero distance is 0.
+
+    Args:
+      embeddings: ``(B, D)`` floating.
+      p: the norm degree, ``p >= 1``.
+      squared: return ``||e_i - e_j||_p^2``.
+
+    Returns:
+      ``(B, B)`` distances.
+    """
+    name = "pairwise_distances"
+    _check_floating(name, "embeddings", embeddings)
+    if jnp.ndim(embeddings) != 2:
+        raise ValueError(f"{name}: expected embeddings of shape (B, D), got {jnp.shape(embeddings)}")
+    p = _check_norm_degree(name, p)
+    return _norm(embeddings[:, None, :] - embeddings[None, :, :], p, squared)
+
+
+def triplet_loss(anchors: jax.Array, positives: jax.Array, negatives: jax.Array, *,
+                 margin: float | None = 0.2, squared: bool = True, p: float = 2.0) -> jax.Array:
+    """Triplet loss (Schroff, Kalenichenko & Philbin 2015, FaceNet), averaged over triplets.
+
+    ``L = mean_i max(d(a_i, p_i) - d(a_i, n_i) + margin, 0)``: the anchor must be
+    closer to the positive (same identity) than to the negative by ``margin``. The
+    notes' (and FaceNet's) form uses ``d = ||a - b||_2^2`` (``squared=True``); with
+    ``squared=False`` it is ``d = ||a - b||_p``, whose gradient at zero distance is 0
+    (as PyTorch's ``TripletMarginLoss`` up to its ``eps`` added to the difference).
+    ``margin=None`` is the soft margin ``log(1 + exp(d_ap - d_an))`` (Hermans, Beyer &
+    Leibe 2017).
+
+    Args:
+      anchors, positives, negatives: ``(..., D)`` embeddings, the same shape.
+      margin: ``alpha >= 0``, or None for the soft margin.
+      squared: square the distance (the notes' form).
+      p: the norm degree, ``p >= 1`` (for ``p = 1``, ``d = sum_k |a_k - b_k|``).
+
+    Returns:
+      The mean loss, a scalar.
+
+    >>> import jax.numpy as jnp
+    >>> a, pos, neg = jnp.array([[0.0, 0.0]]), jnp.array([[1.0, -1.0]]), jnp.array([[2.0, 2.0]])
+    >>> float(triplet_loss(a, pos, neg, margin=0.0, squared=False, p=1))  # max(2 - 4, 0)
+    0.0
+    """
+    name = "triplet_loss"
+    for what, x in (("anchors", anchors), ("positives", positives), ("negatives", negatives)):
+        _check_floating(name, what, x)
+    if jnp.ndim(anchors) < 1:
+        raise ValueError(f"{name}: expected embeddings of shape (..., D), got a scalar")
+    _check_same_shape(name, "anchors", anchors, "positives", positives)
+    _check_same_shape(name, "anchors", anchors, "negatives", negatives)
+    _check_margin(name, margin, allow_none=True)
+    p = _check_norm_degree(name, p)
+    d_ap = _norm(anchors - positives, p, squared)
+    d_an = _norm(anchors - negatives, p, squared)
+    return jnp.mean(_hinge_or_soft(d_ap - d_an, margin))
+
+
+def contrastive_loss(embeddings1: jax.Array, embeddings2: jax.Array, same: jax.Array, *,
+                     margin: float = 1.0, p: float = 2.0) -> jax.Array:
+    """Contrastive loss of pairs (Hadsell, Chopra & LeCun 2006), averaged over pairs.
+
+    With ``d = ||e1 - e2||_p`` and ``y = 1`` for a pair of the same identity::
+
+        L = mean(y d^2 / 2 + (1 - y) max(margin - d, 0)^2 / 2)
+
+    Same pairs are pulled together; different pairs are pushed apart until they are
+    ``margin`` away. The gradient at ``d = 0`` is 0 (NaN in a naive ``sqrt``).
+
+    Args:
+      embeddings1, embeddings2: ``(..., D)`` embeddings, the same shape.
+      same: ``(...)`` 1 (or True) for a pair of the same identity, 0 for different
+        ones (checked when concrete).
+      margin: ``m > 0``.
+      p: the norm degree, ``p >= 1``.
+
+    Returns:
+      The mean loss, a scalar.
+    """
+    name = "contrastive_loss"
+    _check_floating(name, "embeddings1", embeddings1)
+    _check_floating(name, "embeddings2", embeddings2)
+    if jnp.ndim(embeddings1) < 1:
+        raise ValueError(f"{name}: expected embeddings of shape (..., D), got a scalar")
+    _check_same_shape(name, "embeddings1", embeddings1, "embeddings2", embeddings2)
+    if jnp.shape(same) != jnp.shape(embeddings1)[:-1]:
+        raise ValueError(f"{name}: expected same of shape embeddings1.shape[:-1] = "
+                         f"{jnp.shape(embeddings1)[:-1]}, got {jnp.shape(same)}")
+    if _is_concrete(same) and np.size(same):
+        bad = ~np.isin(np.asarray(same), (0, 1))
+        if bad.any():
+            raise ValueError(f"{name}: same must be 0/1 or bool, got "
+                             f"{np.unique(np.asarray(same)[bad])[:5].tolist()}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+        raise ValueError(f"{name}: expected a margin > 0, got {margin!r}")
+    p = _check_norm_degree(name, p)
+    d = _norm(embeddings1 - embeddings2, p, squared=False)
+    y = jnp.asarray(same, jnp.result_type(embeddings1))
+    gap = jax.nn.relu(margin - d)
+    return jnp.mean(0.5 * (y * d * d + (1 - y) * gap * gap))
+
+
+def _mining_inputs(name: str, embeddings, labels, margin, p):
+    """Check a mining call; return the norm degree and the masks ``(B, B)`` of
+    positives (same label, not the anchor itself) and negatives (another label)."""
+    _check_floating(name, "embeddings", embeddings)
+    if jnp.ndim(embeddings) != 2:
+        raise ValueError(f"{name}: expected embeddings of shape (B, D), got {jnp.shape(embeddings)}")
+    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+        raise TypeError(f"{name}: expected integer identity labels, got dtype {jnp.result_type(labels)}")
+    if jnp.shape(labels) != jnp.shape(embeddings)[:1]:
+        raise ValueError(f"{name}: expected labels of shape ({jnp.shape(embeddings)[0]},), one per "
+                         f"embedding, got {jnp.shape(labels)}")
+    _check_margin(name, margin, allow_none=True)
+    p = _check_norm_degree(name, p)
+    if _is_concrete(labels):
+        lab = np.asarray(labels)
+        ids, counts = np.unique(lab, return_counts=True)
+        if len(ids) < 2:
+            got = f"one identity (label {int(ids[0])})" if len(ids) else "no examples"
+            raise ValueError(f"{name}: expected a batch of at least two identities (every anchor "
+                             f"needs a negative), got {got} for all {lab.size} examples")
+        if counts.max() < 2:
+            raise ValueError(f"{name}: expected an identity with at least two examples in the batch "
+                             f"(an anchor needs a positive), got {len(ids)} distinct labels for "
+                             f"{lab.size} examples")
+    labels = jnp.asarray(labels)
+    same = labels[:, None] == labels[None, :]
+    eye = jnp.eye(labels.shape[0], dtype=bool)
+    return p, same & ~eye, ~same
+
+
+def batch_all_triplet_loss(embeddings: jax.Array, labels: jax.Array, *, margin: float | None = 0.2,
+                           squared: bool = False, p: float = 2.0,
+                           average: str = "positive") -> jax.Array:
+    """Triplet loss over every valid triplet of a batch ("batch all", Hermans et al. 2017).
+
+    A triplet ``(a, p, n)`` of batch indices is valid when ``y_a = y_p``, ``a != p``
+    and ``y_n != y_a``; its loss is ``l_apn = max(D_ap - D_an + margin, 0)`` with
+    ``D`` the :func:`pairwise_distances`. ``average="positive"`` divides the sum by
+    the number of triplets with ``l_apn > 0`` (Hermans et al.'s "BA != 0", which keeps
+    the gradient from fading as easy triplets pile up); ``average="all"`` by the
+    number of valid triplets. 0 when there is none.
+
+    Args:
+      embeddings: ``(B, D)`` floating.
+      labels: ``(B,)`` integer identities; a concrete batch must hold two identities
+        and a positive pair (a ``ValueError`` says which is missing). Under ``jit``
+        it cannot be checked, and such a batch gives 0.
+      margin: ``alpha >= 0``, or None for the soft margin ``softplus(D_ap - D_an)``.
+      squared: use squared distances (the notes' form); Hermans et al. use plain ones.
+      p: the norm degree, ``p >= 1``.
+      average: ``"positive"`` or ``"all"``.
+
+    Returns:
+      The mean loss, a scalar. Memory is ``B^3``: fine for batches of a few hundred.
+    """
+    name = "batch_all_triplet_loss"
+    if average not in ("positive", "all"):
+        raise ValueError(f"{name}: expected average 'positive' or 'all', got {average!r}")
+    p, positive, negative = _mining_inputs(name, embeddings, labels, margin, p)
+    d = _norm(embeddings[:, None, :] - embeddings[None, :, :], p, squared)
+    valid = positive[:, :, None] & negative[:, None, :]
+    losses = jnp.where(valid, _hinge_or_soft(d[:, :, None] - d[:, None, :], margin), 0.0)
+    count = jnp.sum(valid & (losses > 0)) if average == "positive" else jnp.sum(valid)
+    return jnp.sum(losses) / jnp.maximum(count, 1).astype(losses.dtype)
+
+
+def batch_hard_triplet_loss(embeddings: jax.Array, labels: jax.Array, *, margin: float | None = 0.2,
+                            squared: bool = False, p: float = 2.0) -> jax.Array:
+    """Triplet loss of each anchor's hardest positive and hardest negative in the batch
+    ("batch hard", Hermans, Beyer & Leibe 2017, "In defense of the triplet loss").
+
+    ``L = mean_a max(max_{p: y_p = y_a, p != a} D_ap - min_{n: y_n != y_a} D_an + margin, 0)``
+    over the anchors that have a positive in the batch, ``D`` the
+    :func:`pairwise_distances` (plain Euclidean by default, as in the paper). Batches of
+    ``P`` identities with ``K`` images each give every anchor ``K - 1`` positives.
+
+    Args:
+      embeddings: ``(B, D)`` floating.
+      labels: ``(B,)`` integer identities; a concrete batch must hold two identities
+        and a positive pair (a ``ValueError`` says which is missing). Under ``jit``
+        it cannot be checked, and such a batch gives 0.
+      margin: ``alpha >= 0``, or None for the soft margin ``softplus(.)`` of the paper.
+      squared: use squared distances (the notes' form).
+      p: the norm degree, ``p >= 1``.
+
+    Returns:
+      The mean loss over anchors with a positive, a scalar.
+    """
+    name = "batch_hard_triplet_loss"
+    p, positive, negative = _mining_inputs(name, embeddings, labels, margin, p)
+    d = _norm(embeddings[:, None, :] - embeddings[None, :, :], p, squared)
+    hardest_positive = jnp.max(jnp.where(positive, d, 0.0), axis=1)
+    has_negative = jnp.any(negative, axis=1)
+    hardest_negative = jnp.min(jnp.where(negative, d, jnp.inf), axis=1)
+    hardest_negative = jnp.where(has_negative, hardest_negative, 0.0)
+    anchors = jnp.any(positive, axis=1) & has_negative
+    losses = jnp.where(anchors, _hinge_or_soft(hardest_positive - hardest_negative, margin), 0.0)
+    return jnp.sum(losses) / jnp.maximum(jnp.sum(anchors), 1).astype(losses.dtype)
 
 
 # ------------------------------------------------------------------------- penalties
