@@ -1,5 +1,5 @@
-"""Classification metrics as pure functions of arrays: accuracy, precision, recall, F1
-and the confusion matrix (sklearn's conventions).
+"""Classification metrics as pure functions of arrays: accuracy, precision, recall, F1,
+the confusion matrix, and the ROC curve and its area (sklearn's conventions).
 
 Each takes either scores ``(..., K)`` (logits or probabilities, reduced by ``argmax``
 over the last axis), integer class predictions of the labels' shape, or, for binary
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["accuracy", "precision", "recall", "f1", "confusion_matrix",
-           "precision_recall_f1"]
+           "precision_recall_f1", "roc_curve", "roc_auc"]
 
 
 def _predictions(name: str, outputs, labels, threshold):
@@ -171,3 +171,93 @@ def f1(outputs, labels, *, average="binary", num_classes=None, pos_label=1, thre
     :func:`precision_recall_f1`."""
     return precision_recall_f1(outputs, labels, average=average, num_classes=num_classes,
                                pos_label=pos_label, threshold=threshold)[2]
+
+
+# --------------------------------------------------------------------------------- ROC
+
+def _binary_scores(name: str, scores, labels):
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    if not jnp.issubdtype(scores.dtype, jnp.floating):
+        raise TypeError(f"{name}: expected float scores, got dtype {scores.dtype}")
+    if scores.ndim != 1 or labels.shape != scores.shape:
+        raise ValueError(f"{name}: expected scores (N,) and labels (N,) of one length, got scores "
+                         f"{scores.shape} and labels {labels.shape}")
+    if not (jnp.issubdtype(labels.dtype, jnp.integer) or labels.dtype == jnp.bool_):
+        raise TypeError(f"{name}: expected 0/1 or bool labels, got dtype {labels.dtype}")
+    if not isinstance(labels, jax.core.Tracer):
+        lab = np.asarray(labels)
+        bad = ~np.isin(lab, (0, 1))
+        if bad.any():
+            raise ValueError(f"{name}: labels must be 0/1 or bool, got {np.unique(lab[bad])[:5].tolist()}")
+        if lab.size and (lab.all() or not lab.any()):
+            raise ValueError(f"{name}: expected both classes among the labels, got only "
+                             f"{'positives' if lab.all() else 'negatives'} ({lab.size} examples)")
+        if lab.size == 0:
+            raise ValueError(f"{name}: expected at least one positive and one negative, got no examples")
+    return scores, labels.astype(bool)
+
+
+def roc_curve(scores: jax.Array, labels: jax.Array):
+    """The receiver operating characteristic: true against false positive rate as the
+    decision threshold falls through the scores.
+
+    Predicting positive where ``score >= t``, ``tpr(t) = #{pos: s >= t} / P`` and
+    ``fpr(t) = #{neg: s >= t} / N``, at ``t = inf`` and at every distinct score in
+    decreasing order: sklearn's ``roc_curve(labels, scores, drop_intermediate=False)``.
+    The length depends on the number of distinct scores, so the curve is computed
+    eagerly (not under ``jit``); :func:`roc_auc` runs under ``jit``.
+
+    Args:
+      scores: ``(N,)`` float, larger meaning "more likely positive" (for a distance,
+        pass its negative).
+      labels: ``(N,)`` 0/1 or bool, both classes present.
+
+    Returns:
+      ``(fpr, tpr, thresholds)``, each ``(M + 1,)`` for ``M`` distinct scores, starting
+      at ``(0, 0, inf)`` and ending at ``(1, 1, min(scores))``.
+    """
+    name = "roc_curve"
+    if isinstance(scores, jax.core.Tracer) or isinstance(labels, jax.core.Tracer):
+        raise TypeError(f"{name}: the curve's length depends on the values, so it cannot be traced "
+                        "(call it outside jit; roc_auc works under jit)")
+    scores, labels = _binary_scores(name, scores, labels)
+    order = jnp.argsort(-scores, stable=True)
+    s, y = scores[order], labels[order]
+    last = np.flatnonzero(np.append(np.asarray(s[1:] != s[:-1]), True))  # the last index of each tie
+    tps = jnp.cumsum(y.astype(jnp.int32))[last]
+    fps = jnp.asarray(last + 1) - tps
+    zero = jnp.zeros((1,), jnp.int32)
+    tps, fps = jnp.concatenate([zero, tps]), jnp.concatenate([zero, fps])
+    fpr = fps / fps[-1]
+    tpr = tps / tps[-1]
+    thresholds = jnp.concatenate([jnp.full((1,), jnp.inf, s.dtype), s[last]])
+    return fpr.astype(s.dtype), tpr.astype(s.dtype), thresholds
+
+
+def roc_auc(scores: jax.Array, labels: jax.Array) -> jax.Array:
+    """Area under the ROC curve: the probability that a random positive scores above a
+    random negative, ties counting one half (the Mann-Whitney U statistic over ``P N``)::
+
+        AUC = sum_{i pos} (#{j neg: s_j < s_i} + #{j neg: s_j = s_i} / 2) / (P N)
+
+    which equals the trapezoidal area under :func:`roc_curve` and sklearn's
+    ``roc_auc_score``. Sorting makes it ``O(N log N)``; it runs under ``jit`` (a batch
+    with one class gives NaN there, and a ``ValueError`` eagerly).
+
+    Args:
+      scores: ``(N,)`` float, larger meaning "more likely positive".
+      labels: ``(N,)`` 0/1 or bool.
+
+    Returns:
+      A scalar in [0, 1], in the scores' dtype.
+    """
+    scores, labels = _binary_scores("roc_auc", scores, labels)
+    negatives = jnp.sort(jnp.where(labels, jnp.inf, scores))      # positives pushed to the end
+    below = jnp.searchsorted(negatives, scores, side="left")
+    not_above = jnp.searchsorted(negatives, scores, side="right")
+    n_pos = jnp.sum(labels)
+    n_neg = labels.shape[0] - n_pos
+    not_above = jnp.minimum(not_above, n_neg)     # a score of +inf ties the pushed positives
+    # 2 x (count below + ties / 2), summed over the positives, in integers
+    twice = jnp.sum(jnp.where(labels, below + not_above, 0))
+    return (twice.astype(scores.dtype) / 2) / (n_pos * n_neg).astype(scores.dtype)
