@@ -22,7 +22,7 @@ A spec that does not fit a leaf (a rank too small, a dimension the axis does not
 divide) falls back to replication for that leaf: the math is the same, only the
 memory differs.
 
-Imports: jax, fnnet.parallel.mesh.
+Imports: jax, fnnet.parallel.mesh, fnnet.train.placement.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fnnet.parallel.mesh import axis_size, check_mesh
+from fnnet.train.placement import Placement
 
 __all__ = ["ShardingPolicy", "data_parallel", "fully_sharded", "tensor_parallel", "MEGATRON_RULES",
            "path_str", "param_shardings", "state_shardings", "opt_state_shardings",
@@ -47,6 +48,13 @@ class ShardingPolicy(NamedTuple):
     name: str
     mesh: jax.sharding.Mesh
     leaf_spec: Callable[[str | None, tuple], P]
+
+    def placement(self, params, state, opt_state) -> Placement:
+        """The :class:`fnnet.train.Placement` of a training run under this policy (what
+        ``fnnet.train.fit(..., policy=...)`` uses): :func:`train_state_shardings`, the
+        batch sharding, replication, and the size of the ``data`` axis."""
+        return Placement(*train_state_shardings(self, params, state, opt_state), batch_sharding(self),
+                         replicated(self), axis_size(self.mesh, "data"))
 
 
 def path_str(path) -> str:

@@ -10,3 +10,4 @@ from fnnet.train.population import *  # noqa: F401,F403
 from fnnet.train.step import *  # noqa: F401,F403
 from fnnet.train.in_order import *  # noqa: F401,F403
 from fnnet.train.config import *  # noqa: F401,F403
+from fnnet.train.placement import *  # noqa: F401,F403

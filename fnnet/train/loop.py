@@ -50,6 +50,7 @@ import numpy as np
 from fnnet.nn.module import Module
 from fnnet.train.checkpoint import _flatten_to_arrays, _stale_temporary_files, _write_arrays
 from fnnet.train.periods import BatchOrder, compiled_steps, stepwise
+from fnnet.train.placement import Placement, placement_of
 from fnnet.train.resume import Progress, load_progress, progress_tree, run_settings
 from fnnet.train.step import make_eval_step, make_train_step
 
@@ -121,7 +122,8 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         opt_state=None, progress: bool | None = None,
         log: Callable[[dict], None] | Sequence[Callable[[dict], None]] | None = None,
         eval_at_start: bool = False, train_metrics: bool = True,
-        on_nonfinite: str = "raise", batch_metrics: Mapping[str, Callable] | None = None) -> FitResult:
+        on_nonfinite: str = "raise", batch_metrics: Mapping[str, Callable] | None = None,
+        policy=None) -> FitResult:
     """Train ``model`` on ``train_data = (x, y)`` with mini-batch steps.
 
     The budget is ``epochs`` passes over the data or ``steps`` optimizer steps (one of
@@ -177,6 +179,12 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         its batch's training-mode outputs (before the update); each period's entry gets
         ``batch_<name>``, the mean over its steps, as ``train_loss`` is the mean loss
         (e.g. the training error on the mini-batches, with dropout and batch statistics).
+      policy: a sharding policy from :mod:`fnnet.parallel` (``data_parallel(mesh)``,
+        ``fully_sharded(mesh)``, ``tensor_parallel(mesh)``): the same steps, compiled
+        for the mesh (:mod:`fnnet.train.placement`); ``batch_size`` is the global batch,
+        split over the ``data`` axis, so every batch size must divide by its device
+        count (checked first). The results equal the single-device run up to the order
+        of floating-point sums; the returned variables stay sharded.
 
     Raises:
       ValueError: bad arguments or data (the message names the offending index); on
@@ -208,14 +216,22 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     if on_nonfinite not in ("raise", "stop"):
         raise ValueError(f"fit: expected on_nonfinite 'raise' or 'stop', got {on_nonfinite!r}")
     logs = [] if log is None else [log] if callable(log) else list(log)
-    step_fn, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics)
+    opt_state = optimizer.init(params) if opt_state is None else opt_state
+    placement = None
+    if policy is not None:
+        placement = placement_of("fit", policy, params, state, opt_state)
+        placement.check_batches("fit", len(x_train), batch_size, drop_last)
+        params, state, opt_state = placement.put(params, state, opt_state)
+        x_train, y_train = jax.device_put((x_train, y_train), placement.replicated)
+        dev = None if dev is None else jax.device_put(dev, placement.replicated)
+    step_fn, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, placement=placement)
     batch_items = tuple((batch_metrics or {}).items())
     train_fn = (step_fn if not batch_items else
-                _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, batch_items=batch_items)[0])
-    opt_state = optimizer.init(params) if opt_state is None else opt_state
+                _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, batch_items=batch_items,
+                       placement=placement)[0])
     order = BatchOrder(key, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
     run_steps = (compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
-                                batch_metrics=batch_items)
+                                batch_metrics=batch_items, placement=placement)
                  if compile_epochs else stepwise(train_fn, order, x_train, y_train))
 
     run = Progress(params, state, opt_state)
@@ -232,6 +248,8 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         if os.path.exists(checkpoint):
             budget = f"epochs={epochs}" if steps is None else f"steps={steps}"
             run = load_progress(os.fspath(checkpoint), run, key, settings, total, budget, early_stopping)
+            if placement is not None:
+                run.params, run.state, run.opt_state = placement.put(run.params, run.state, run.opt_state)
             on_disk = _period_name(run.step, eval_every, steps_per_epoch)
 
     def measure(entry, params, state):
@@ -325,12 +343,13 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
 
 
 def _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population: bool = False,
-           batch_items: tuple = ()):
+           batch_items: tuple = (), placement: Placement | None = None):
     """The jitted train step and eval step (for a population: the eval step ``vmap``-ed
     over the members), built once per model, loss, optimizer and metrics, so that
-    repeated calls of :func:`fit` compile once."""
+    repeated calls of :func:`fit` compile once. With a placement the train step is
+    compiled with its shardings and moves each batch to the batch sharding."""
     args = (model, loss_fn, optimizer, penalty, batch_hook, tuple((metrics or {}).items()), population,
-            batch_items)
+            batch_items, placement)
     try:
         hash(args)
     except TypeError:  # an unhashable piece: build the steps for this call only
@@ -339,12 +358,23 @@ def _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population: 
 
 
 @functools.lru_cache(maxsize=32)
-def _build_steps(model, loss_fn, optimizer, penalty, batch_hook, metric_items, population, batch_items):
+def _build_steps(model, loss_fn, optimizer, penalty, batch_hook, metric_items, population, batch_items,
+                 placement):
     eval_fn = make_eval_step(model, loss_fn, dict(metric_items))
     if population:
         return None, jax.jit(jax.vmap(eval_fn, in_axes=(0, 0, None, None)))
-    return make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook,
-                           batch_metrics=dict(batch_items)), eval_fn
+    step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook,
+                           batch_metrics=dict(batch_items), jit=placement is None)
+    if placement is None:
+        return step, eval_fn
+    variables = (placement.params, placement.state, placement.opt_state)
+    b, r = placement.batch, placement.replicated
+    jitted = jax.jit(step, in_shardings=variables + (b, b, r), out_shardings=variables + (r,))
+
+    def placed_step(params, state, opt_state, x, y, key):
+        return jitted(params, state, opt_state, *jax.device_put((x, y), b), key)
+
+    return placed_step, eval_fn
 
 
 def _split_losses(losses):

@@ -77,18 +77,20 @@ def stepwise(step_fn, order: BatchOrder, x, y, each: bool = False):
 
 
 def compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchOrder, x, y,
-                    members: bool = False, batch_metrics: tuple = ()):
+                    members: bool = False, batch_metrics: tuple = (), placement=None):
     """Steps ``[start, end)`` as one compiled program per epoch piece: a ``lax.scan`` over
     the full batches, whose indices come from the epoch's permutation inside the
     program, then the smaller last batch if the piece reaches it. With ``members`` the
     program is ``jax.vmap``-ed over a leading axis of ``order.key``, params, state and
-    optimizer state (one key stream per member, the data shared). The program is
-    cached per model, loss, optimizer and batching, so repeated calls compile once."""
+    optimizer state (one key stream per member, the data shared). With a
+    :class:`~fnnet.train.placement.Placement` the program is compiled with its shardings
+    and every batch is constrained to the batch sharding. The program is cached per
+    model, loss, optimizer and batching, so repeated calls compile once."""
     if not order.shuffle and (order.drop_last or order.n % order.batch_size == 0):
         return _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x, y, members,
-                           batch_metrics)
+                           batch_metrics, placement)
     args = (model, loss_fn, optimizer, penalty, batch_hook, order.n, order.batch_size, order.shuffle,
-            members, batch_metrics)
+            members, batch_metrics, placement)
     program = _cached(piece_program, args)
 
     def run(start, end, params, state, opt_state, bar):
@@ -106,9 +108,10 @@ def compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchO
 
 @functools.lru_cache(maxsize=32)
 def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: int, shuffle: bool,
-                   members: bool, batch_metrics: tuple = ()):
+                   members: bool, batch_metrics: tuple = (), placement=None):
     step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook,
                            batch_metrics=dict(batch_metrics), jit=False)
+    split = _batch_constraint(placement)
     full = n // bs
 
     def piece(i0, i1, epoch, key, params, state, opt_state, x, y):
@@ -117,7 +120,7 @@ def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: in
 
         def body(carry, i):
             idx = jax.lax.dynamic_slice_in_dim(perm, i * bs, bs)
-            p, s, o, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, i))
+            p, s, o, loss = step(*carry, *split(x[idx], y[idx]), jax.random.fold_in(step_key, i))
             return (p, s, o), loss
 
         carry, losses = (params, state, opt_state), []
@@ -126,7 +129,7 @@ def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: in
             losses.append(scanned)
         if i1 > full:  # the smaller last batch
             idx = perm[full * bs:]
-            *carry, loss = step(*carry, x[idx], y[idx], jax.random.fold_in(step_key, full))
+            *carry, loss = step(*carry, *split(x[idx], y[idx]), jax.random.fold_in(step_key, full))
             losses.append(jax.tree.map(lambda a: a[None], loss))
         return (*carry, jax.tree.map(lambda *a: jnp.concatenate(a, axis=-1), *losses))
 
@@ -134,7 +137,26 @@ def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: in
         return jax.jit(lambda i0, i1, *args: jax.vmap(functools.partial(piece, i0, i1),
                                                       in_axes=(None, 0, 0, 0, 0, None, None))(*args),
                        static_argnums=(0, 1))
-    return jax.jit(piece, static_argnums=(0, 1))
+    return _jit(piece, (0, 1), placement)
+
+
+def _batch_constraint(placement):
+    """``(xb, yb) -> (xb, yb)`` constrained to the placement's batch sharding (identity
+    without a placement)."""
+    if placement is None:
+        return lambda xb, yb: (xb, yb)
+    return lambda xb, yb: jax.lax.with_sharding_constraint((xb, yb), placement.batch)
+
+
+def _jit(program, static, placement):
+    """``program(*static, epoch_or_start, key, params, state, opt_state, x, y)`` jitted;
+    with a placement, the variables in and out at their shardings and the rest replicated."""
+    if placement is None:
+        return jax.jit(program, static_argnums=static)
+    r = placement.replicated
+    variables = (placement.params, placement.state, placement.opt_state)
+    return jax.jit(program, static_argnums=static, in_shardings=(r, r) + variables + (r, r),
+                   out_shardings=variables + (r,))
 
 
 def _cached(builder, args):
@@ -146,12 +168,12 @@ def _cached(builder, args):
 
 
 def _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchOrder, x, y, members: bool,
-                batch_metrics: tuple = ()):
+                batch_metrics: tuple = (), placement=None):
     """Steps ``[start, end)`` in data order as one ``lax.scan`` across epochs: step ``t``
     takes the slice ``x[i b : (i + 1) b]`` with ``i = t mod S`` and the key
     ``fold_in(fold_in(key, 2 (t div S) + 1), i)``, as :func:`stepwise` does."""
     program = _cached(span_program, (model, loss_fn, optimizer, penalty, batch_hook, order.batch_size,
-                                     order.steps_per_epoch, members, batch_metrics))
+                                     order.steps_per_epoch, members, batch_metrics, placement))
 
     def run(start, end, params, state, opt_state, bar):
         params, state, opt_state, losses = program(end - start, start, order.key, params, state,
@@ -165,9 +187,10 @@ def _span_steps(model, loss_fn, optimizer, penalty, batch_hook, order: BatchOrde
 
 @functools.lru_cache(maxsize=32)
 def span_program(model, loss_fn, optimizer, penalty, batch_hook, bs: int, per_epoch: int, members: bool,
-                 batch_metrics: tuple = ()):
+                 batch_metrics: tuple = (), placement=None):
     step = make_train_step(model, loss_fn, optimizer, penalty=penalty, batch_hook=batch_hook,
                            batch_metrics=dict(batch_metrics), jit=False)
+    split = _batch_constraint(placement)
 
     def span(length, start, key, params, state, opt_state, x, y):
         def body(carry, t):
@@ -175,7 +198,7 @@ def span_program(model, loss_fn, optimizer, penalty, batch_hook, bs: int, per_ep
             xb = jax.lax.dynamic_slice_in_dim(x, i * bs, bs)
             yb = jax.lax.dynamic_slice_in_dim(y, i * bs, bs)
             step_key = jax.random.fold_in(jax.random.fold_in(key, 2 * epoch + 1), i)
-            p, s, o, loss = step(*carry, xb, yb, step_key)
+            p, s, o, loss = step(*carry, *split(xb, yb), step_key)
             return (p, s, o), loss
 
         carry, losses = jax.lax.scan(body, (params, state, opt_state), start + jnp.arange(length))
@@ -185,4 +208,4 @@ def span_program(model, loss_fn, optimizer, penalty, batch_hook, bs: int, per_ep
         return jax.jit(lambda length, *args: jax.vmap(functools.partial(span, length),
                                                       in_axes=(None, 0, 0, 0, 0, None, None))(*args),
                        static_argnums=0)
-    return jax.jit(span, static_argnums=0)
+    return _jit(span, (0,), placement)

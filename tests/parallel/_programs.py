@@ -130,3 +130,38 @@ def population(shard=None):
     result = fit_population(model, L.softmax_cross_entropy_with_integer_labels, optim.adam(1e-2), params,
                             state, (x, y), keys=keys, epochs=2, batch_size=16, progress=False)
     return result.params
+
+
+FIT_RUNS = {  # name: (program, policy, fit options) of the fit(..., policy=) runs
+    "fit_dp_steps": ("mlp", "data_parallel", dict(shuffle=True)),
+    "fit_fsdp_scan": ("mlp", "fully_sharded", dict(shuffle=True, compile_epochs=True)),
+    "fit_dp_span": ("conv", "data_parallel", dict(shuffle=False, compile_epochs=True)),
+    "fit_tp_steps": ("attention", "tensor_parallel", dict(shuffle=True)),
+}
+
+
+def fitted(run_name: str, policy=None):
+    """``fit`` of a ``FIT_RUNS`` entry for 2 epochs of 64 examples in batches of 16, with
+    dev metrics: the final params, state, optimizer state and history as one flat NumPy
+    dict, and the ``FitResult``. ``policy`` None: the single-device reference."""
+    from fnnet.train import fit
+    name, _, options = FIT_RUNS[run_name]
+    model, loss_fn, optimizer, params, state, opt_state = setup(name)
+    x, y = _fit_data(name)
+    result = fit(model, loss_fn, optimizer, params, state, (x, y), key=jax.random.key(11),
+                 batch_size=16, epochs=2, dev_data=(x[:24], y[:24]), metrics={"accuracy": accuracy},
+                 progress=False, policy=policy, **options)
+    out = flat(result.params, "params")
+    out.update(flat(result.state, "state"))
+    out.update(flat(result.opt_state, "opt"))
+    for key in ("train_loss", "dev_loss", "dev_accuracy"):
+        out[f"history_{key}"] = np.asarray([entry[key] for entry in result.history])
+    return out, result
+
+
+def _fit_data(name: str):
+    """64 examples of program ``name``'s input shape (four global batches of 16)."""
+    shape = (64,) + MODELS[name][1][1:]
+    rng = np.random.default_rng(5)
+    return (rng.normal(size=shape).astype(np.float32),
+            rng.integers(0, 4, size=(64,)).astype(np.int32))

@@ -19,6 +19,7 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _programs as programs  # noqa: E402
 import fnnet.parallel as par  # noqa: E402
+from fnnet.train import fit  # noqa: E402
 
 arrays, facts = {}, {}
 
@@ -112,6 +113,18 @@ def evaluation():
     arrays.update({f"eval_{k}": np.asarray(v) for k, v in result.items()})
 
 
+def fit_with_policies():
+    """``fit(..., policy=...)`` for every ``FIT_RUNS`` entry; the params' shardings."""
+    specs = {}
+    for run_name, (_, policy_name, _) in programs.FIT_RUNS.items():
+        mesh = par.make_mesh(2, 4) if policy_name == "tensor_parallel" else par.make_mesh(8)
+        flat, result = programs.fitted(run_name, getattr(par, policy_name)(mesh))
+        arrays.update({f"{run_name}/{k}": v for k, v in flat.items()})
+        specs[run_name] = {par.path_str(p): str(leaf.sharding.spec)
+                           for p, leaf in jax.tree_util.tree_flatten_with_path(result.params)[0]}
+    facts["fit_specs"] = specs
+
+
 def errors():
     """Messages of bad input that needs 8 devices; each must come before any compute."""
     model, loss_fn, optimizer, params, state, opt_state = programs.setup("mlp")
@@ -119,13 +132,23 @@ def errors():
     x = np.zeros((12, 8), np.float32)
     y = np.zeros((12,), np.int32)
     messages = {}
+    key = jax.random.key(0)
+    try:
+        fit(model, loss_fn, optimizer, params, state, (x, y), key=key, batch_size=4, epochs=1,
+            policy=par.make_mesh(8))
+    except TypeError as error:
+        messages["fit_not_a_policy"] = str(error)
     step = par.make_sharded_train_step(model, loss_fn, optimizer, dp, params, state, opt_state)
     for name, call in (("shard_batch", lambda: par.shard_batch(dp, x, y)),
                        ("step", lambda: step(params, state, opt_state, x, y, jax.random.key(0))),
                        ("process_rows", lambda: par.process_rows(dp, 12)),
                        ("make_mesh_model3", lambda: par.make_mesh(model=3)),
                        ("make_mesh_too_many", lambda: par.make_mesh(4, 4)),
-                       ("shard_population", lambda: par.shard_population(dp, np.zeros((12, 3))))):
+                       ("shard_population", lambda: par.shard_population(dp, np.zeros((12, 3)))),
+                       ("fit_batch", lambda: fit(model, loss_fn, optimizer, params, state, (x, y), key=key,
+                                                 batch_size=12, epochs=1, policy=dp)),
+                       ("fit_last_batch", lambda: fit(model, loss_fn, optimizer, params, state, (x, y),
+                                                      key=key, batch_size=8, epochs=1, policy=dp))):
         try:
             call()
             messages[name] = None
@@ -147,6 +170,7 @@ if __name__ == "__main__":
         facts["orbax"] = False
     if facts["orbax"]:
         checkpoints(os.path.dirname(os.path.abspath(out)))
+    fit_with_policies()
     errors()
     np.savez(out, **arrays)
     with open(out + ".json", "w") as f:

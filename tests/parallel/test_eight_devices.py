@@ -10,6 +10,8 @@
 - ``fit_population`` with its members split over the devices (``shard_population``)
   equals the single-device population.
 - ``make_sharded_eval_step`` gives the NumPy cross-entropy and accuracy of the logits.
+- ``fit(..., policy=...)`` (stepwise, compiled epochs; data parallel, fully sharded,
+  tensor parallel) equals ``fit`` on one device.
 - batch sizes that do not divide over the data axis, and impossible meshes, raise
   before any compute.
 References: single-device runs in this process (plain ``jax.grad``, ``make_train_step``).
@@ -114,3 +116,37 @@ def test_indivisible_batch_and_bad_meshes_raise_before_compute(worker):
     assert errors["shard_population"] == ("shard_population: expected a member count divisible by "
                                           "the 8 devices of the mesh's data axis, got a leaf of shape (12, 3)")
     assert errors["step_compiled"] == 0  # the bad batch never reached jit
+
+
+@pytest.mark.parametrize("run_name", sorted(programs.FIT_RUNS))
+def test_fit_with_a_policy_trains_like_one_device(worker, run_name):
+    """fit(..., policy=) on 8 devices (stepwise, compiled epochs, the unshuffled span
+    program; data parallel, fully sharded, tensor parallel on 2x4) equals fit on one
+    device: history to 1e-6 relative, every variable to 1e-6 relative in norm."""
+    arrays, facts = worker
+    want, _ = programs.fitted(run_name)
+    assert len(want) >= 20
+    for name, reference in want.items():
+        got = arrays[f"{run_name}/{name}"]
+        if name.startswith("history"):
+            np.testing.assert_allclose(got, reference, rtol=1e-6, err_msg=name)
+        elif reference.size:
+            assert rel(got, reference) <= 1e-6 or np.array_equal(got, reference), name
+    specs = facts["fit_specs"][run_name]
+    policy = programs.FIT_RUNS[run_name][1]
+    expected = {"data_parallel": {"P()"}, "fully_sharded": {"P()", "P(None, 'data')", "P('data',)"},
+                "tensor_parallel": {"P()", "P(None, 'model')", "P('model',)", "P('model', None)"}}[policy]
+    assert set(specs.values()) <= expected, specs
+    if policy != "data_parallel":  # the variables stay where the policy put them
+        assert len(set(specs.values())) > 1, specs
+
+
+def test_fit_rejects_batches_that_do_not_divide_and_non_policies(worker):
+    errors = worker[1]["errors"]
+    assert errors["fit_batch"] == ("fit: expected a batch_size divisible by the 8 devices of the "
+                                   "mesh's data axis, got 12")
+    assert errors["fit_last_batch"] == ("fit: the last batch of an epoch has 12 % 8 = 4 examples, not "
+                                        "divisible by the 8 devices of the mesh's data axis; pass "
+                                        "drop_last=True or another batch_size")
+    assert errors["fit_not_a_policy"].startswith("fit: expected a sharding policy as policy")
+    assert errors["fit_not_a_policy"].endswith("got Mesh")
