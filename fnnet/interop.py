@@ -34,7 +34,10 @@ Recurrent layers must be built with the same ``num_layers`` and ``bidirectional`
 orders already agree (GRU ``r, z, n``; LSTM ``i, f, g, o``; ``reset_after=True``).
 :func:`convert` guesses the layer kind from the names under a prefix, and
 :func:`sequential` converts a whole ``nn.Sequential`` into the params and state of an
-fnnet ``serial`` with the same layers in the same order.
+fnnet ``serial`` with the same layers in the same order. :func:`vgg` converts a
+torchvision VGG (its classifier's first kernel rows permuted to channels-last
+flattening) into the params of ``fnnet.models.vgg19`` / ``vgg16`` or of
+``fnnet.models.vgg.vgg_features``.
 
 torch is never imported here.
 
@@ -50,7 +53,7 @@ import numpy as np
 
 __all__ = ["to_numpy", "linear", "conv", "batch_norm", "lstm", "gru", "rnn", "recurrent", "layer_norm",
            "multi_head_attention", "transformer_encoder_layer", "transformer_decoder_layer",
-           "convert", "sequential"]
+           "convert", "sequential", "vgg"]
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -306,4 +309,53 @@ def sequential(state_dict: Mapping, num_modules: int, prefix: str = "", *, dtype
     beyond = {k for k in state_dict if (m := re.match(re.escape(prefix) + r"(\d+)\.", k)) and int(m.group(1)) >= num_modules}
     if extra or beyond:
         raise ValueError(f"sequential: entries outside children 0..{num_modules - 1}: {sorted(extra | beyond)[:8]}")
+    return params, state
+
+
+def vgg(state_dict: Mapping, *, features_only: bool = False, prefix: str = "", dtype=None) -> tuple[dict, dict]:
+    """A torchvision VGG (``vgg11`` ... ``vgg19``, with or without batch norm) ``state_dict``
+    -> ``(params, state)`` of :func:`fnnet.models.vgg19` (or ``vgg16``; the same
+    ``batch_norm``), or of :func:`fnnet.models.vgg.vgg_features` with ``features_only``.
+
+    ``features.{i}`` becomes child ``str(i)`` (the fnnet layer list keeps torchvision's
+    indices); the feature stack is the last indexed entry plus a ReLU and the final max
+    pool. The classifier's three ``nn.Linear`` follow the adaptive pool and the
+    flatten: ``classifier.0``, ``.3``, ``.6`` become children ``n + 2``, ``n + 5``,
+    ``n + 8`` for ``n`` feature layers. PyTorch flattens the ``(512, 7, 7)`` map
+    channels first and fnnet ``(7, 7, 512)`` channels last, so the first classifier
+    kernel's rows are permuted: fnnet row ``(h * 7 + w) * 512 + c`` is PyTorch column
+    ``c * 49 + h * 7 + w``.
+
+    Args:
+      state_dict: e.g. ``torchvision.models.vgg19(weights=...).state_dict()`` or a
+        ``torch.load``-ed file of one.
+      features_only: convert only ``features.*`` (other entries are ignored).
+      prefix: the prefix of the VGG's entries inside a bigger ``state_dict``.
+    """
+    indices = sorted({int(m.group(1)) for k in state_dict
+                      if (m := re.match(re.escape(prefix) + r"features\.(\d+)\.", k))})
+    if not indices:
+        near = sorted(state_dict)[:8]
+        raise KeyError(f"vgg: state_dict has no entry {prefix + 'features.<i>.weight'!r} (a torchvision VGG's "
+                       f"convolutions); its first entries are {near}")
+    n = indices[-1] + 3                     # the last conv (or batch norm), its ReLU, the last max pool
+    params, state = {}, {}
+    for i in range(n):
+        params[str(i)], state[str(i)] = convert(state_dict, f"{prefix}features.{i}.", dtype=dtype)
+    if features_only:
+        return params, state
+    linears = {0: n + 2, 3: n + 5, 6: n + 8}
+    for j, i in linears.items():
+        params[str(i)] = linear(state_dict, f"{prefix}classifier.{j}.", dtype=dtype)
+    kernel = np.asarray(params[str(n + 2)]["kernel"])                 # (C * 7 * 7, hidden), rows (c, h, w)
+    channels = to_numpy(state_dict[f"{prefix}features.{indices[-1]}.weight"]).shape[0]
+    side = int(round((kernel.shape[0] // channels) ** 0.5))
+    if channels * side * side != kernel.shape[0]:
+        raise ValueError(f"vgg: classifier.0 takes {kernel.shape[0]} inputs, expected {channels} channels times a "
+                         "square map")
+    kernel = kernel.reshape(channels, side, side, -1).transpose(1, 2, 0, 3).reshape(kernel.shape)
+    params[str(n + 2)]["kernel"] = _arr(kernel, dtype)
+    for i in range(n, n + 9):
+        params.setdefault(str(i), {})
+        state.setdefault(str(i), {})
     return params, state
