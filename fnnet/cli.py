@@ -9,6 +9,10 @@ with the overrides, calls ``run(config)`` and writes ``DIR/NAME/<run-id>/``:
 plots (the experiment's own ``plot(result, out_dir)`` if it has one, and the history
 curves) and, when something failed, ``error.txt`` (the traceback).
 
+``--devices N`` sets the ``devices`` field of an experiment that has one (the same as
+``--set devices=N``); before ``run`` the command provides that many devices, simulated
+CPU devices when JAX runs on the CPU (``fnnet run data_parallel --devices 8``).
+
 ``fnnet run NAME --help`` prints the experiment's summary, its typical CPU time and
 every ``Config`` field with its type, default and one-line doc. The doc of a field is
 the ``#`` comment that ends its line in the ``Config`` class (the comments of all the
@@ -71,7 +75,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["main", "find_experiments", "load_experiment", "make_config", "run_experiment", "json_safe",
+__all__ = ["main", "find_experiments", "load_experiment", "make_config", "run_experiment", "json_safe", "provide_devices",
            "config_docs", "describe_experiment"]
 
 
@@ -168,7 +172,11 @@ def config_docs(module: ModuleType) -> dict[str, str]:
 
 
 def describe_experiment(name: str, module: ModuleType) -> str:
-    """What ``fnnet run NAME --help`` prints below the options: summary, CPU time, Config fields."""
+    """What ``--devices N`` sets the ``devices`` field of an experiment that has one (the same as
+``--set devices=N``); before ``run`` the command provides that many devices, simulated
+CPU devices when JAX runs on the CPU (``fnnet run data_parallel --devices 8``).
+
+``fnnet run NAME --help`` prints below the options: summary, CPU time, Config fields."""
     info = _static_info(Path(module.__file__))
     docs = config_docs(module)
     defaults = module.Config()
@@ -327,8 +335,9 @@ def _from_json(value, hint, default=None):
     return value
 
 
-def make_config(module: ModuleType, seed: int | None = None, overrides: list[str] = ()):
-    """The experiment's default ``Config`` with ``seed`` and ``field=value`` overrides.
+def make_config(module: ModuleType, seed: int | None = None, overrides: list[str] = (),
+                devices: int | None = None):
+    """The experiment's default ``Config`` with ``seed``, ``devices`` and ``field=value`` overrides.
 
     Raises ``SystemExit`` with a one-line message for an unknown field, a value that
     cannot be read, a field given twice, or a value the ``Config`` rejects.
@@ -357,13 +366,16 @@ def make_config(module: ModuleType, seed: int | None = None, overrides: list[str
         except (_Unreadable, json.JSONDecodeError) as e:
             kind = type_name(hint, fields[field].type) if hint is not None else type(getattr(config, field)).__name__
             raise SystemExit(f"fnnet: cannot read --set {field}={text} as a {kind}: {e}") from None
-    if seed is not None:
-        if "seed" not in fields:
-            raise SystemExit("fnnet: this experiment's Config has no seed")
-        if "seed" in changes:
-            raise SystemExit(f"fnnet: the seed is given twice (--seed {seed} and --set seed={changes['seed']}); "
-                             f"give one")
-        changes["seed"] = seed
+    for option, value in (("seed", seed), ("devices", devices)):
+        if value is None:
+            continue
+        if option not in fields:
+            raise SystemExit(f"fnnet: {name}: its Config has no {option} field"
+                             + (" (it runs on one device)" if option == "devices" else ""))
+        if option in changes:
+            raise SystemExit(f"fnnet: the {option} is given twice (--{option} {value} and --set "
+                             f"{option}={changes[option]}); give one")
+        changes[option] = value
     try:
         return dataclasses.replace(config, **changes)
     except (TypeError, ValueError) as e:
@@ -504,16 +516,38 @@ def _now() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")
 
 
+def provide_devices(count: int) -> None:
+    """Make ``count`` devices available before JAX starts its backend: on the CPU
+    backend, ``count`` simulated CPU devices (``jax_num_cpu_devices``); accelerators are
+    used as they are. Raises ``SystemExit`` when fewer than ``count`` devices exist."""
+    import jax
+
+    if count > 1:
+        try:
+            jax.config.update("jax_num_cpu_devices", max(count, jax.config.jax_num_cpu_devices))
+        except RuntimeError:  # the backend already started: use the devices it has
+            pass
+    if jax.device_count() < count:
+        raise SystemExit(f"fnnet: expected {count} devices, found {jax.device_count()} "
+                         f"({jax.default_backend()}); JAX had started before they could be simulated")
+
+
 def run_experiment(name: str, *, seed: int | None = None, overrides: list[str] = (),
-                   out: str = "runs", directory: str | None = None, verbose: bool = False) -> tuple[dict, Path]:
+                   out: str = "runs", directory: str | None = None, verbose: bool = False,
+                   devices: int | None = None) -> tuple[dict, Path]:
     """Run one experiment and write its run directory; returns (summary, run_dir).
+
+    A ``Config`` with a ``devices`` field gets that many devices (:func:`provide_devices`)
+    before ``run``; ``devices`` here sets the field, like ``--devices N``.
 
     The summary is the JSON-safe result without its history, with ``wall_time_s``,
     ``plots`` (paths) and ``errors`` (failures after the result was saved). An
     exception of ``run()`` is raised again after the folder records it.
     """
     module = load_experiment(name, directory)
-    config = make_config(module, seed, overrides)
+    config = make_config(module, seed, overrides, devices)
+    if hasattr(config, "devices"):
+        provide_devices(config.devices)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) / name / f"{stamp}-seed{getattr(config, 'seed', 'na')}"
     suffix = 1
@@ -634,12 +668,15 @@ def main(argv: list[str] | None = None) -> int:
     p_list = sub.add_parser("list", help="list the experiments, their typical CPU time and summary")
     p_list.add_argument("--experiments", help="directory of experiment files")
     p_run = sub.add_parser("run", help="run an experiment and write runs/NAME/<run-id>/", add_help=False,
-                           usage="fnnet run NAME [--seed N] [--set FIELD=VALUE ...] [--out DIR] "
-                                 "[--experiments DIR] [-h]")
+                           usage="fnnet run NAME [--seed N] [--devices N] [--set FIELD=VALUE ...] "
+                                 "[--out DIR] [--experiments DIR] [-h]")
     p_run.add_argument("name", nargs="?", help="the experiment (fnnet list shows them)")
     p_run.add_argument("-h", "--help", action="store_true",
                        help="show this help and, with NAME, the experiment's Config fields")
     p_run.add_argument("--seed", type=int, action=_Once, help="the Config's seed (the same as --set seed=N)")
+    p_run.add_argument("--devices", type=int, action=_Once,
+                       help="devices for an experiment with a devices field (simulated CPU devices "
+                            "on a CPU; the same as --set devices=N)")
     p_run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="override a Config field (repeatable); tuples as 64,32 or [64,32]")
     p_run.add_argument("--out", default="runs", help="output root (default: runs)")
@@ -661,7 +698,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.name:
             p_run.error("the experiment NAME is required (fnnet list shows them)")
         summary, run_dir = run_experiment(args.name, seed=args.seed, overrides=args.set,
-                                          out=args.out, directory=args.experiments, verbose=True)
+                                          out=args.out, directory=args.experiments, verbose=True,
+                                          devices=args.devices)
         _print_summary(args.name, summary, run_dir)
         return 1 if summary["errors"] else 0
     root = Path.cwd() / "benchmarks"

@@ -249,6 +249,26 @@ def test_a_seed_or_field_given_twice_is_an_error(exp_dir, tmp_path, capsys):
     assert not (tmp_path / "toy").exists()
 
 
+def test_devices_needs_a_devices_field_and_is_given_once(exp_dir, tmp_path):
+    with pytest.raises(SystemExit, match=r"^fnnet: toy: its Config has no devices field \(it runs on one device\)$"):
+        run_toy(exp_dir, tmp_path, "--devices", "2")
+    module = cli.load_experiment("data_parallel")
+    assert cli.make_config(module, devices=2).devices == 2
+    with pytest.raises(SystemExit, match=r"the devices is given twice \(--devices 2 and --set devices=4\)"):
+        cli.make_config(module, overrides=["devices=4"], devices=2)
+    with pytest.raises(SystemExit, match="expected batch_size divisible by devices = 3, got 64"):
+        cli.make_config(module, devices=3)
+    assert not (tmp_path / "toy").exists()
+
+
+def test_provide_devices_refuses_more_devices_than_exist_once_jax_started():
+    import jax
+    jax.numpy.zeros(1).block_until_ready()  # the backend has started: nothing can be added
+    cli.provide_devices(jax.device_count())
+    with pytest.raises(SystemExit, match=f"expected {jax.device_count() + 1} devices, found {jax.device_count()}"):
+        cli.provide_devices(jax.device_count() + 1)
+
+
 # ----------------------------------------------------------------------------- results and status
 
 def test_results_are_strict_json_and_the_status_completed(exp_dir, tmp_path, monkeypatch, capsys):
@@ -372,6 +392,7 @@ BAD = {  # experiment: (field, value, message) for a step or size field
     "bias_variance": ("batch_size", -1, "expected batch_size > 0, got -1"),
     "char_lstm": ("steps", -5, "expected steps > 0, got -5"),
     "char_rnn": ("iterations", -5, "expected iterations > 0, got -5"),
+    "data_parallel": ("epochs", 0, "expected epochs > 0, got 0"),
     "date_translation": ("epochs", 0, "expected epochs > 0, got 0"),
     "early_stopping": ("epochs", 0, "expected epochs > 0, got 0"),
     "edge_detection": ("steps", -1, "expected steps > 0, got -1"),
