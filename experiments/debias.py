@@ -17,7 +17,22 @@ The corpus is 300 news articles (58k tokens): many of the paper's words are miss
 and the rarer ones have noisy vectors, so the direction is weaker than on Google News.
 The result lists the words that were missing (``missing_*``).
 
-Full run (fnnet's word2vec, seed 0): see the numbers below (``RESULT``).
+Full run (fnnet's word2vec, seed 0; 53 s wall on 2 CPU cores shared at load ~15, 42 s of
+it word2vec): vocabulary 3,955; 6 of the 10 definitional pairs are in it (missing:
+mary, herself, daughter, gal); the first principal component explains 35% of the
+pair differences (then 27%, 19%: on this corpus it does not dominate as in the paper),
+and its cosine with the mean difference is 0.79. 33 of the 45 occupations are in the
+vocabulary (missing: teacher, engineer, receptionist, homemaker, programmer, artist,
+singer, student, firefighter, surgeon, soldier, banker). Before neutralising their
+mean |projection| is 0.113 and 25 of 33 lean towards "she" (mean +0.066), from player +0.31, lawyer +0.24,
+nurse +0.23 to president -0.12, commander -0.18, leader -0.24; after it every
+projection is below 4e-8. Equalising 10 pairs gives each pair mirror projections
+(woman/man -0.53/+0.53, she/he +0.55/-0.55, her/his +0.58/-0.58), unit norms, and equal
+distances to every neutralised occupation (gap 1e-7 or less, from 0.05-0.15 before);
+it keeps each pair's order along ``g``, so the 3 pairs whose female word projected
+below its male word (woman/man, girl/boy, actress/actor) end with the female word on
+the male side. With gensim's vectors (``vectors="gensim"``, 41 s) the picture is the
+same: first component 43%, mean |projection| 0.122, 23 of 33 towards "she".
 """
 from __future__ import annotations
 
@@ -32,7 +47,7 @@ from fnnet.text.debias import bias_direction, definitional_pca, equalize, neutra
 from fnnet.text.vectors import WordVectors
 from fnnet.train.config import check_config
 
-CPU_SECONDS = 30  # a default run on 2 CPU cores; `fnnet list` shows it
+CPU_SECONDS = 53  # a default run on 2 CPU cores; `fnnet list` shows it
 
 # Bolukbasi et al.'s ten definitional pairs (female first: g points towards "she")
 DEFINITIONAL = (("she", "he"), ("her", "his"), ("woman", "man"), ("mary", "john"), ("herself", "himself"),
@@ -123,7 +138,7 @@ def analyse(wv: WordVectors, direction: str = "pca", definitional=DEFINITIONAL, 
 
     e_occ = jnp.asarray(np.array([unit[w] for w in occs]).reshape(len(occs), -1), jnp.float32)
     neutral = np.asarray(neutralize(e_occ, jnp.asarray(g, jnp.float32)))
-    occupation_rows = [{"word": w, "count_rank": wv.index(w), "before": float(unit[w] @ g_unit),
+    occupation_rows = [{"word": w, "frequency_rank": wv.index(w), "before": float(unit[w] @ g_unit),
                         "after": float(neutral[i] @ g_unit)} for i, w in enumerate(occs)]
     occupation_rows.sort(key=lambda r: -r["before"])
 
@@ -142,6 +157,9 @@ def analyse(wv: WordVectors, direction: str = "pca", definitional=DEFINITIONAL, 
                               "norms_after": [float(np.linalg.norm(q1[i])), float(np.linalg.norm(q2[i]))],
                               "distance_gap_before": gap(unit[a], unit[b]), "distance_gap_after": gap(q1[i], q2[i])})
     before = np.array([r["before"] for r in occupation_rows])
+    # equalising keeps each pair's order along g: a pair whose female word projects below
+    # its male word ends with the female word on the male side
+    female_side = sum(r["after"][0] > 0 for r in pair_rows)
     return {"definitional_pairs": [list(p) for p in defs], "missing_definitional": missing_def,
             "equalize_pairs": [list(p) for p in pairs], "missing_equalize": missing_pairs,
             "occupations": occs, "missing_occupations": missing_occ,
@@ -149,6 +167,9 @@ def analyse(wv: WordVectors, direction: str = "pca", definitional=DEFINITIONAL, 
             "cos_pca_difference": float(g_pca @ g_diff / (np.linalg.norm(g_pca) * np.linalg.norm(g_diff))),
             "direction": direction,
             "mean_abs_projection_before": float(np.mean(np.abs(before))) if len(before) else float("nan"),
+            "mean_projection_before": float(np.mean(before)) if len(before) else float("nan"),
+            "occupations_towards_female": int(np.sum(before > 0)),
+            "pairs_female_side_after": int(female_side),
             "max_abs_projection_after": float(max((abs(r["after"]) for r in occupation_rows), default=0.0)),
             "occupation_rows": occupation_rows, "pair_rows": pair_rows}
 
@@ -188,13 +209,16 @@ def plot(result: dict, out_dir: str) -> list:
     ax.legend(fontsize=7, loc="lower right")
     py = np.arange(len(pairs))
     for i, r in enumerate(pairs):
-        bx.plot(r["before"], [i, i], "o-", color="0.6", mfc="white", ms=5)
-        bx.plot(r["after"], [i, i], "o-", color="tab:green", ms=4)
+        bx.plot(r["before"], [i - 0.15] * 2, "-", color="0.7", lw=0.8)
+        bx.plot(r["after"], [i + 0.15] * 2, "-", color="0.3", lw=0.8)
+        for k, (marker, colour) in enumerate((("o", "tab:red"), ("s", "tab:blue"))):
+            bx.plot(r["before"][k], i - 0.15, marker, color=colour, mfc="white", ms=5)
+            bx.plot(r["after"][k], i + 0.15, marker, color=colour, ms=5)
     bx.set_yticks(py)
     bx.set_yticklabels([f"{a} / {b}" for a, b in (r["pair"] for r in pairs)], fontsize=7)
     bx.invert_yaxis()
     bx.axvline(0, color="k", lw=0.5)
-    bx.set_xlabel("projection on g: before (hollow), after equalising (green)")
+    bx.set_xlabel("projection on g: before (hollow), after equalising (filled);\nfirst word o red, second word s blue")
     bx.set_title("equalised pairs", fontsize=9)
     fig.suptitle(f"gender direction of word2vec on the Lee corpus ({result['direction']}; first PC explains "
                  f"{result['explained_variance_ratio'][0]:.0%} of the pair differences)", fontsize=9)
