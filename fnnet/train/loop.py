@@ -199,80 +199,85 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
       RuntimeWarning: once, when a period's training loss exceeds ``10x`` the first
         step's loss: the learning rate is likely too high.
     """
-    x_train, y_train = (jnp.asarray(a) for a in train_data)
-    dev = None if dev_data is None else tuple(jnp.asarray(a) for a in dev_data)
-    _check_data("fit", "train_data", model, params, state, x_train, y_train)
-    if dev is not None:
-        _check_data("fit", "dev_data", model, params, state, *dev)
-    steps_per_epoch, total, period = _schedule("fit", len(x_train), batch_size, drop_last, epochs,
-                                               steps, eval_every)
-    if early_stopping is not None:
-        expected = {"train_loss", *(f"train_{name}" for name in metrics or {})}
-        if dev is not None:
-            expected |= {"dev_loss", *(f"dev_{name}" for name in metrics or {})}
-        if early_stopping.monitor not in expected:
-            raise KeyError(f"EarlyStopping: monitored {early_stopping.monitor!r} is not in the "
-                           f"history entry {sorted(expected | {'epoch'})}")
-    if on_nonfinite not in ("raise", "stop"):
-        raise ValueError(f"fit: expected on_nonfinite 'raise' or 'stop', got {on_nonfinite!r}")
-    logs = [] if log is None else [log] if callable(log) else list(log)
-    opt_state = optimizer.init(params) if opt_state is None else opt_state
-    placement = None
-    if policy is not None:
-        placement = placement_of("fit", policy, params, state, opt_state)
-        placement.check_batches("fit", len(x_train), batch_size, drop_last)
-        params, state, opt_state = placement.put(params, state, opt_state)
-        x_train, y_train = jax.device_put((x_train, y_train), placement.replicated)
-        dev = None if dev is None else jax.device_put(dev, placement.replicated)
-    step_fn, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, placement=placement)
-    batch_items = tuple((batch_metrics or {}).items())
-    train_fn = (step_fn if not batch_items else
-                _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, batch_items=batch_items,
-                       placement=placement)[0])
-    order = BatchOrder(key, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
-    run_steps = (compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
-                                batch_metrics=batch_items, placement=placement)
-                 if compile_epochs else stepwise(train_fn, order, x_train, y_train))
-
-    run = Progress(params, state, opt_state)
-    settings = run_settings(run, key, x_train, y_train, dev, batch_size, shuffle, drop_last,
-                         metrics, penalty, early_stopping)
-    settings.update(eval_every="epoch" if eval_every is None else str(period),
-                    batch_hook="none" if batch_hook is None else "a hook",
-                    compile_epochs=str(bool(compile_epochs)), eval_at_start=str(bool(eval_at_start)),
-                    train_metrics=str(bool(train_metrics)), batch_metrics=str(sorted(batch_metrics or {})))
-    on_disk = None  # the period the checkpoint file holds, once this call knows it
-    if checkpoint is not None and resume:
-        for stale in _stale_temporary_files(checkpoint):
-            os.remove(stale)
-        if os.path.exists(checkpoint):
-            budget = f"epochs={epochs}" if steps is None else f"steps={steps}"
-            run = load_progress(os.fspath(checkpoint), run, key, settings, total, budget, early_stopping)
-            if placement is not None:
-                run.params, run.state, run.opt_state = placement.put(run.params, run.state, run.opt_state)
-            on_disk = _period_name(run.step, eval_every, steps_per_epoch)
-
-    def measure(entry, params, state):
-        if dev is not None:
-            entry.update({f"dev_{k}": v for k, v in evaluate(eval_fn, params, state, *dev).items()})
-        if metrics and train_metrics:
-            values = evaluate(eval_fn, params, state, x_train, y_train)
-            entry.update({f"train_{k}": v for k, v in values.items() if k != "loss"})
-        return entry
-
-    if eval_at_start and run.step == 0 and not run.history:
-        if batch_metrics:
-            raise ValueError("fit: eval_at_start has no batches before the first step to give "
-                             f"batch_metrics {sorted(batch_metrics)}; use one or the other")
-        entry = {"epoch": 0} if eval_every is None else {"step": 0, "epoch": 0}
-        entry["train_loss"] = evaluate(eval_fn, run.params, run.state, x_train, y_train)["loss"]
-        run.history.append(measure(entry, run.params, run.state))
-        for fn in logs:
-            fn(entry)
-    bar = _progress_bar(progress, total, run.step)
-    first_loss = None
-    diverged = False
+    # The bar shows at once: the checks and the first compiles below take seconds.
+    bar = _progress_bar(progress, None, 0)
     try:
+        x_train, y_train = (jnp.asarray(a) for a in train_data)
+        dev = None if dev_data is None else tuple(jnp.asarray(a) for a in dev_data)
+        _check_data("fit", "train_data", model, params, state, x_train, y_train)
+        if dev is not None:
+            _check_data("fit", "dev_data", model, params, state, *dev)
+        steps_per_epoch, total, period = _schedule("fit", len(x_train), batch_size, drop_last, epochs,
+                                                   steps, eval_every)
+        if early_stopping is not None:
+            expected = {"train_loss", *(f"train_{name}" for name in metrics or {})}
+            if dev is not None:
+                expected |= {"dev_loss", *(f"dev_{name}" for name in metrics or {})}
+            if early_stopping.monitor not in expected:
+                raise KeyError(f"EarlyStopping: monitored {early_stopping.monitor!r} is not in the "
+                               f"history entry {sorted(expected | {'epoch'})}")
+        if on_nonfinite not in ("raise", "stop"):
+            raise ValueError(f"fit: expected on_nonfinite 'raise' or 'stop', got {on_nonfinite!r}")
+        logs = [] if log is None else [log] if callable(log) else list(log)
+        opt_state = optimizer.init(params) if opt_state is None else opt_state
+        placement = None
+        if policy is not None:
+            placement = placement_of("fit", policy, params, state, opt_state)
+            placement.check_batches("fit", len(x_train), batch_size, drop_last)
+            params, state, opt_state = placement.put(params, state, opt_state)
+            x_train, y_train = jax.device_put((x_train, y_train), placement.replicated)
+            dev = None if dev is None else jax.device_put(dev, placement.replicated)
+        step_fn, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, placement=placement)
+        batch_items = tuple((batch_metrics or {}).items())
+        train_fn = (step_fn if not batch_items else
+                    _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, batch_items=batch_items,
+                           placement=placement)[0])
+        order = BatchOrder(key, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
+        run_steps = (compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
+                                    batch_metrics=batch_items, placement=placement)
+                     if compile_epochs else stepwise(train_fn, order, x_train, y_train))
+
+        run = Progress(params, state, opt_state)
+        settings = run_settings(run, key, x_train, y_train, dev, batch_size, shuffle, drop_last,
+                             metrics, penalty, early_stopping)
+        settings.update(eval_every="epoch" if eval_every is None else str(period),
+                        batch_hook="none" if batch_hook is None else "a hook",
+                        compile_epochs=str(bool(compile_epochs)), eval_at_start=str(bool(eval_at_start)),
+                        train_metrics=str(bool(train_metrics)), batch_metrics=str(sorted(batch_metrics or {})))
+        on_disk = None  # the period the checkpoint file holds, once this call knows it
+        if checkpoint is not None and resume:
+            for stale in _stale_temporary_files(checkpoint):
+                os.remove(stale)
+            if os.path.exists(checkpoint):
+                budget = f"epochs={epochs}" if steps is None else f"steps={steps}"
+                run = load_progress(os.fspath(checkpoint), run, key, settings, total, budget, early_stopping)
+                if placement is not None:
+                    run.params, run.state, run.opt_state = placement.put(run.params, run.state, run.opt_state)
+                on_disk = _period_name(run.step, eval_every, steps_per_epoch)
+
+        def measure(entry, params, state):
+            if dev is not None:
+                entry.update({f"dev_{k}": v for k, v in evaluate(eval_fn, params, state, *dev).items()})
+            if metrics and train_metrics:
+                values = evaluate(eval_fn, params, state, x_train, y_train)
+                entry.update({f"train_{k}": v for k, v in values.items() if k != "loss"})
+            return entry
+
+        if eval_at_start and run.step == 0 and not run.history:
+            if batch_metrics:
+                raise ValueError("fit: eval_at_start has no batches before the first step to give "
+                                 f"batch_metrics {sorted(batch_metrics)}; use one or the other")
+            entry = {"epoch": 0} if eval_every is None else {"step": 0, "epoch": 0}
+            entry["train_loss"] = evaluate(eval_fn, run.params, run.state, x_train, y_train)["loss"]
+            run.history.append(measure(entry, run.params, run.state))
+            for fn in logs:
+                fn(entry)
+        if bar is not None:
+            bar.reset(total=total)
+            bar.initial = bar.n = run.step
+            bar.refresh()
+        first_loss = None
+        diverged = False
         while run.step < total and not run.stopped:
             end = min((run.step // period + 1) * period, total)
             start = (run.params, run.state, run.opt_state)
@@ -333,13 +338,13 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
             if bar is not None:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if k not in ("epoch", "step")},
                                 refresh=True)
+        params, state = run.params, run.state
+        if early_stopping is not None and early_stopping.restore_best and run.best_vars is not None:
+            params, state = run.best_vars
+        return FitResult(params, state, run.opt_state, run.history, run.best_epoch, run.stopped, diverged)
     finally:
         if bar is not None:
             bar.close()
-    params, state = run.params, run.state
-    if early_stopping is not None and early_stopping.restore_best and run.best_vars is not None:
-        params, state = run.best_vars
-    return FitResult(params, state, run.opt_state, run.history, run.best_epoch, run.stopped, diverged)
 
 
 def _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population: bool = False,
