@@ -4,8 +4,8 @@ The pieces word2vec and GloVe need, each a small function:
 
 - :func:`simple_tokens`: lowercase alphabetic words of 2 to 15 letters (gensim's
   ``simple_preprocess``), and :func:`build_corpus`: the vocabulary (``min_count``,
-  ``max_vocab``; most frequent first, ties in order of first appearance, as gensim
-  orders it) and the token ids of the sentences, with the sentence of each token.
+  ``max_vocab``; most frequent first, ties by latest first appearance, as gensim
+  orders them) and the token ids of the sentences, with the sentence of each token.
   ``Corpus.vocab`` is the same vocabulary as a :class:`fnnet.text.vocab.Vocab`.
 - :func:`keep_probabilities`: frequent-word subsampling. With ``t = sample`` and
   ``f = count / total``, the probability of keeping a word is
@@ -63,7 +63,8 @@ class Corpus:
     """A tokenised corpus: the vocabulary and the in-vocabulary tokens of every sentence.
 
     Attributes:
-      words: the vocabulary, most frequent first (ties: first appearance first).
+      words: the vocabulary, most frequent first (ties: the word that first appeared
+        later comes first, gensim's order).
       counts: ``(V,)`` int64, the count of each word in the corpus.
       tokens: ``(N,)`` int32 ids of the in-vocabulary tokens, sentences one after another.
       sentence_ids: ``(N,)`` int32, the sentence of each token (non-decreasing).
@@ -97,7 +98,7 @@ def build_corpus(sentences: Iterable[Sequence[str]], *, min_count: int = 5,
     """The vocabulary and token ids of ``sentences`` (lists of tokens).
 
     Words seen fewer than ``min_count`` times are dropped; ``max_vocab`` then keeps the
-    most frequent (ties: first appearance first). Tokens outside the vocabulary are
+    most frequent (gensim's order: ties go to the word whose first appearance is latest). Tokens outside the vocabulary are
     removed from the sentences (as word2vec does before it forms windows).
 
     Args:
@@ -128,7 +129,7 @@ def build_corpus(sentences: Iterable[Sequence[str]], *, min_count: int = 5,
         for t in s:
             order.setdefault(t, len(order))
     kept = [w for w in order if counts[w] >= min_count]
-    kept.sort(key=lambda w: (-counts[w], order[w]))
+    kept.sort(key=lambda w: (-counts[w], -order[w]))
     if max_vocab is not None:
         kept = kept[:max_vocab]
     if not kept:
@@ -182,12 +183,13 @@ def noise_distribution(counts, power: float = 0.75) -> np.ndarray:
 
 
 def unigram_table(counts, size: int = 1_000_000, power: float = 0.75) -> np.ndarray:
-    """word2vec's ``InitUnigramTable``: ``size`` word ids, word ``w`` filling slots in
-    proportion to ``c_w^power`` (ids in order; the C tool's loop, as a searchsorted).
+    """The noise table of word2vec's ``InitUnigramTable``: ``size`` word ids, word ``w``
+    filling a share ``P(w)`` of the slots, in id order.
 
     Slot ``a`` holds the first word ``i`` with ``a / size < sum_{v <= i} P(v)``, where
-    ``P`` is :func:`noise_distribution`; ``table[randint(size)]`` is a draw from ``P``
-    up to the table's resolution ``1 / size``.
+    ``P`` is :func:`noise_distribution` (the C loop moves on by at most one word per
+    slot, so it can differ at the boundaries by a slot); ``table[randint(size)]`` is a
+    draw from ``P`` up to the table's resolution ``1 / size``.
     """
     size = _check_int("unigram_table", "size", size, 1)
     cumulative = np.cumsum(noise_distribution(counts, power))

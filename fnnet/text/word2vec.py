@@ -68,24 +68,33 @@ class HuffmanTree(NamedTuple):
     lengths: np.ndarray
 
 
+class _HeapNode(NamedTuple):
+    count: int
+    index: int
+
+    def __lt__(self, other):          # by count only: heapq then breaks ties as gensim's heap does
+        return self.count < other.count
+
+
 def huffman_tree(counts) -> HuffmanTree:
     """word2vec's Huffman tree over word counts (gensim's ``_assign_binary_codes``).
 
-    The two least frequent nodes (ties: the lower index; inner node ``V + i`` is the
-    ``i``-th made) are merged, the first becoming the ``0`` child, until one root is
-    left; frequent words get short codes.
+    The two least frequent nodes of a binary heap (``heapq``, compared by count alone,
+    so ties fall as in gensim) are merged into inner node ``V + i`` (the ``i``-th made),
+    the first popped becoming the ``0`` child, until one root is left; frequent words
+    get short codes.
     """
     counts = np.asarray(counts)
     if counts.ndim != 1 or counts.size < 2:
         raise ValueError(f"huffman_tree: expected counts of at least 2 words, got shape {counts.shape}")
     v = len(counts)
-    heap = [(int(c), i) for i, c in enumerate(counts)]
+    heap = [_HeapNode(int(c), i) for i, c in enumerate(counts)]
     heapq.heapify(heap)
     children = {}
     for i in range(v - 1):
         a, b = heapq.heappop(heap), heapq.heappop(heap)
-        heapq.heappush(heap, (a[0] + b[0], v + i))
-        children[v + i] = (a[1], b[1])
+        heapq.heappush(heap, _HeapNode(a.count + b.count, v + i))
+        children[v + i] = (a.index, b.index)
     paths = {}
     stack = [(2 * v - 2, [], [])]
     while stack:
