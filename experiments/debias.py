@@ -142,16 +142,17 @@ def analyse(wv: WordVectors, direction: str = "pca", definitional=DEFINITIONAL, 
                         "after": float(neutral[i] @ g_unit)} for i, w in enumerate(occs)]
     occupation_rows.sort(key=lambda r: -r["before"])
 
+    def gap(x, y):   # mean |d(w, x) - d(w, y)| over the neutralised occupations w
+        if not len(neutral):
+            return float("nan")
+        return float(np.mean(np.abs(np.linalg.norm(neutral - x, axis=1) - np.linalg.norm(neutral - y, axis=1))))
+
     pair_rows = []
     if pairs:
         e1 = jnp.asarray(np.array([unit[a] for a, _ in pairs]), jnp.float32)
         e2 = jnp.asarray(np.array([unit[b] for _, b in pairs]), jnp.float32)
         q1, q2 = (np.asarray(v) for v in equalize(e1, e2, jnp.asarray(g, jnp.float32)))
         for i, (a, b) in enumerate(pairs):
-            def gap(x, y):   # mean |d(w, x) - d(w, y)| over the neutralised occupations
-                if not len(neutral):
-                    return float("nan")
-                return float(np.mean(np.abs(np.linalg.norm(neutral - x, axis=1) - np.linalg.norm(neutral - y, axis=1))))
             pair_rows.append({"pair": [a, b], "before": [float(unit[a] @ g_unit), float(unit[b] @ g_unit)],
                               "after": [float(q1[i] @ g_unit), float(q2[i] @ g_unit)],
                               "norms_after": [float(np.linalg.norm(q1[i])), float(np.linalg.norm(q2[i]))],
