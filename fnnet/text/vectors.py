@@ -74,6 +74,8 @@ class WordVectors:
         object.__setattr__(self, "words", words)
         shape = getattr(self.vectors, "shape", None)
         if shape is None:
+            if self.vectors is None or type(self.vectors) is object:
+                return          # a placeholder leaf of a JAX tree operation, not user data
             object.__setattr__(self, "vectors", np.asarray(self.vectors))
             shape = self.vectors.shape
         if len(shape) != 2:

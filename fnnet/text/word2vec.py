@@ -174,13 +174,17 @@ class Word2VecConfig:
       hs: hierarchical softmax (True) or negative sampling (False).
       vector_size: the dimension ``d``.
       window: the maximum window ``W`` (each centre draws its own ``W - b``, ``b < W``).
-      negative: noise words ``K`` per positive pair (negative sampling).
+      negative: noise words ``K`` per positive pair (negative sampling; unused with
+        ``hs=True``, which does not combine the two as gensim can).
       ns_exponent: the power of the noise distribution.
       sample: the subsampling threshold ``t`` (0: none).
       sample_variant: ``"word2vec"`` or ``"mikolov2013"`` (see ``corpus.keep_probabilities``).
       alpha, min_alpha: the learning rate, decayed linearly from ``alpha`` to ``min_alpha``.
       epochs: passes over the corpus.
-      batch_size: centre words per step.
+      batch_size: centre words per step. The updates of a step add up, so rows that
+        many pairs of a batch share (frequent noise words, the top nodes of the Huffman
+        tree) take large steps: hierarchical softmax wants small batches (128 trains
+        well on the Lee corpus, 1,024 diverges there).
       shared_negatives: one draw of noise words per centre in skip-gram (Ji et al. 2016).
       window_per_step: draw the window reduction ``b`` once per step for all its centres
         (each centre still sees ``W - b`` with ``b`` uniform, so every offset keeps its
@@ -230,8 +234,9 @@ class Word2VecResult(NamedTuple):
       vectors: the input vectors as :class:`~fnnet.text.vectors.WordVectors`.
       params: ``{"input": (V, d), "output": (V, d) or (V - 1, d)}`` (output vectors of
         the words, or of the Huffman tree's inner nodes with ``hs=True``).
-      epoch_loss: ``(epochs,)`` mean loss per counted (input, output) pair of each epoch.
-      pairs: ``(epochs,)`` the number of (centre, context) pairs trained on per epoch.
+      epoch_loss: ``(epochs,)`` each epoch's summed loss over its ``pairs``.
+      pairs: ``(epochs,)`` the (centre, context) pairs (skip-gram) or the centres with
+        a non-empty context (CBOW) trained on in each epoch.
     """
     vectors: WordVectors
     params: dict
