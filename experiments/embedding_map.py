@@ -10,10 +10,10 @@ Vectors: ``word2vec_lee``'s skip-gram (100 dimensions, window 5, 20 epochs, seed
 Besides the picture, a number: the mean cosine similarity of two words of one group
 against that of two words of different groups (and the share of variance the plane
 keeps, which is small: 100 dimensions do not fold onto 2 without loss).
-Full run (73 s wall on 2 CPU cores shared with other jobs, load average ~15; the
-training is most of it): mean cosine within groups 0.62, between groups 0.38; the two
-components keep 24% of the variance; weekdays, cricket words and places form visible
-clusters.
+Full run (47 s wall on 2 CPU cores shared with other jobs, load average ~15; the
+training is most of it): mean cosine within groups 0.45, between groups 0.29; the two
+components keep 34% of the variance (21% and 12%); the conflict words, the people and
+the weekdays each sit together, cricket words next to Melbourne and Sydney.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from fnnet.decomposition import pca_fit, pca_transform
 from fnnet.text import vectors
 from fnnet.train.config import check_config, require
 
-CPU_SECONDS = 75  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 47  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 WORDS = ("people:man", "people:woman", "people:men", "people:women", "people:boy",
          "places:australia", "places:sydney", "places:melbourne", "places:afghanistan", "places:pakistan",
