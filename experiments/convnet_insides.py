@@ -9,7 +9,7 @@ For a few test digits the experiment shows (``fnnet.vision.explain``):
 - the six 5x5 C1 filters and the C1 and C3 activation maps
   (``fnnet.vision.features.layer_outputs``, layers by name);
 - saliency, ``max_c |dS_y/dx|`` (Simonyan et al. 2014);
-- Grad-CAM at C3 (Selvaraju et al. 2017), resized from 10x10 to 32x32;
+- Grad-CAM at C3's activation (Selvaraju et al. 2017), resized from 10x10 to 32x32;
 - occlusion: the drop of the class logit when an 8x8 patch (value 0, the mean of the
   standardised input) covers each position, stride 2 (Zeiler & Fergus 2014).
 
@@ -19,7 +19,16 @@ on the digit. ``cam_occlusion_corr`` is the Pearson correlation of the Grad-CAM 
 occlusion maps (both at 13x13) over the shown digits: the two methods agree where it
 is positive.
 
-MEASURED_PLACEHOLDER
+Full run (seed 0, 30 epochs; 149 s wall on 2 CPU cores shared at a load average of
+~18, 111 s of it training): test accuracy 97.7% (lenet_digits' 100 epochs reach
+98.1%); the four digits 0-3 are classified right with probabilities 0.96-1.00. The
+C1 filters moved 20% (relative Frobenius norm) from their He-normal start, so they
+still look random at 5x5; their maps show the digit, its complement and edges at
+several orientations. Saliency lies on the strokes: 1.29, 1.15,
+1.13, 1.36 times the share of stroke pixels (mean 1.23). Grad-CAM at C3's activation
+and occlusion agree only weakly (correlation 0.13 over the four 13x13 maps; -0.07 with
+Grad-CAM on C3 before the tanh)(Grad-CAM on a 10x10 map of a two-conv tanh network is
+coarse).
 """
 from __future__ import annotations
 
@@ -38,7 +47,7 @@ from fnnet.train.config import check_config, require
 from fnnet.vision import explain
 from fnnet.vision.features import layer_outputs
 
-CPU_SECONDS = 30  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 150  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 # lenet5(variant="classic") as a layer list (a Module hides its children): the same
 # children in the same order, so serial(*LAYERS) takes its params as they are (run()
@@ -57,7 +66,7 @@ class Config:
     max_shift: int = 3                  # random translation of the training images (0: none)
     max_degrees: float = 10.0           # random rotation (0: none)
     examples: int = 4                   # test digits shown (the first test image of classes 0, 1, ...)
-    cam_layer: str = "C3"               # Grad-CAM layer (a conv or its activation)
+    cam_layer: str = "tanh3"            # Grad-CAM layer (a conv or its activation)
     patch: int = 8                      # occlusion patch side, pixels of 32
     stride: int = 2                     # occlusion stride
     max_train: int | None = None        # use only the first max_train training images (tests)
@@ -141,11 +150,14 @@ def run(config: Config) -> dict:
     cam_small = np.asarray(jax.image.resize(jnp.asarray(cam), (len(picks), n_occ, n_occ), "linear"))
     corr = _corr(cam_small, occ)
     filters = np.asarray(explain.filters(params, "C1", layers=LAYERS, layer_names=NAMES))[..., 0]
+    initial, _ = model.init(jax.random.fold_in(jax.random.key(config.seed), 0), x_test[:1])
+    filter_change = float(jnp.linalg.norm(params["0"]["kernel"] - initial["0"]["kernel"]) /
+                          jnp.linalg.norm(initial["0"]["kernel"]))
     history = [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_accuracy": 100 * h["dev_accuracy"]}
                for h in fitted.history]
     return {"test_accuracy": history[-1]["test_accuracy"], "layer_list_max_error": layer_list_error,
             "saliency_on_ink": on_ink, "saliency_on_ink_mean": float(np.mean(on_ink)),
-            "cam_occlusion_corr": corr, "labels": y_np[picks].tolist(),
+            "cam_occlusion_corr": corr, "c1_filter_change": filter_change, "labels": y_np[picks].tolist(),
             "predicted": probs.argmax(1).tolist(), "probability": probs.max(1).round(4).tolist(),
             "maps": {"image": images.round(3).tolist(), "filters": filters.round(4).tolist(),
                      "C1": acts["tanh1"].round(3).tolist(), "C3": acts["tanh3"].round(3).tolist(),
@@ -181,7 +193,7 @@ def plot(result: dict, out_dir: str) -> list:
         row[13].imshow(m["occlusion"][i], cmap="RdBu_r", vmin=-np.abs(m["occlusion"][i]).max(),
                        vmax=np.abs(m["occlusion"][i]).max())
         if i == 0:
-            for j, t in ((1, "C1 maps"), (7, "C3 maps 0-3"), (11, "saliency"), (12, "Grad-CAM (C3)"),
+            for j, t in ((1, "C1 maps"), (7, "C3 maps 0-3"), (11, "saliency"), (12, "Grad-CAM"),
                          (13, "occlusion")):
                 row[j].set_title(t, fontsize=6)
     fig.suptitle(f"LeNet-5 on digits: test accuracy {result['test_accuracy']:.1f}%; saliency on ink "
