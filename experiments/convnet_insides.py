@@ -27,8 +27,8 @@ still look random at 5x5; their maps show the digit, its complement and edges at
 several orientations. Saliency lies on the strokes: 1.29, 1.15,
 1.13, 1.36 times the share of stroke pixels (mean 1.23). Grad-CAM at C3's activation
 and occlusion agree only weakly (correlation 0.13 over the four 13x13 maps; -0.07 with
-Grad-CAM on C3 before the tanh)(Grad-CAM on a 10x10 map of a two-conv tanh network is
-coarse).
+Grad-CAM on C3 before the tanh): on a 10x10 map of a two-conv tanh network Grad-CAM
+is coarse.
 """
 from __future__ import annotations
 
