@@ -29,16 +29,20 @@ def test_huffman_tree_matches_gensim():
         np.testing.assert_array_equal(tree.points[i, :n], model.wv.get_vecattr(w, "point"))
 
 
-def _loss_inputs(rng, b=2, m=3, j=3, d=3):
+def _loss_inputs(rng, m, layout, b=2, j=3, d=3):
     h = jnp.asarray(rng.normal(size=(b, m, d)))
     o = jnp.asarray(rng.normal(size=(b, j, d)))
-    labels = jnp.asarray(rng.integers(0, 2, (b, j)))
+    if layout == "negative":            # the centre, then noise words
+        labels = jnp.asarray(np.tile([1] + [0] * (j - 1), (b, 1)))
+    else:                               # Huffman nodes: 1 - code
+        labels = jnp.asarray(rng.integers(0, 2, (b, j)))
     weights = jnp.asarray(rng.integers(0, 2, (b, m, j)).astype(np.float64))
     return h, o, labels, weights
 
 
-def test_loss_matches_formula_and_finite_differences(x64, rng):
-    h, o, labels, weights = _loss_inputs(rng)
+@pytest.mark.parametrize("m,layout", [(3, "negative"), (1, "huffman")])   # skip-gram NS, CBOW HS (M = 1)
+def test_loss_matches_formula_and_finite_differences(x64, rng, m, layout):
+    h, o, labels, weights = _loss_inputs(rng, m, layout)
     z = np.einsum("bmd,bjd->bmj", h, o)
     y = np.asarray(labels)[:, None, :]
     sig = 1 / (1 + np.exp(-z))
