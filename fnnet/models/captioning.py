@@ -23,7 +23,9 @@ The Module reads images and decoder inputs packed in one float array (what
 :func:`fnnet.train.fit` feeds), ``x = [image.reshape(B, -1) ; decoder inputs]``, see
 :func:`pack_inputs`; token ids are small integers, exact in float32.
 
-Params: ``encoder`` (``{"0": {"kernel", "bias"}, ...}``, one entry per conv layer),
+Params: ``encoder`` (``{"0": {"kernel", "bias"}, "3": ...}``, one entry per conv layer,
+keyed by its place in the encoder's ``serial``: conv ``i`` at ``3 i``, context conv ``j`` at
+``3 n + 2 j``),
 ``embedding (V, E)``, ``init_h`` and ``init_c`` (``kernel (D, H)``, ``bias``),
 ``attention`` (``w_query (H, A)``, ``w_key (D, A)``, ``v (A,)``), ``gate`` (``kernel
 (H, 1)``, ``bias (1,)``; absent without gate), ``decoder`` (the LSTM cell's fused
@@ -91,7 +93,7 @@ def feature_coordinates(h: int, w: int, dtype=jnp.float32):
 
 
 def show_attend_tell(vocab_size: int, image_shape: tuple, *, start_token: int, channels: tuple = (16, 32),
-                     embed_dim: int = 32, hidden: int = 64, attention_dim: int = 32, coordinates: bool = True,
+                     context_layers: int = 0, embed_dim: int = 32, hidden: int = 64, attention_dim: int = 32, coordinates: bool = True,
                      gate: bool = True, dtype=jnp.float32, name: str = "show_attend_tell") -> Captioner:
     """Xu et al. (2015)'s soft-attention captioner (module docstring).
 
@@ -101,6 +103,9 @@ def show_attend_tell(vocab_size: int, image_shape: tuple, *, start_token: int, c
       start_token: the id fed at the first decoder step, in ``[0, V)``.
       channels: the encoder: per entry a 3x3 ``SAME`` convolution with that many
         channels, ReLU, and 2x2 max pooling (so the grid is ``H / 2^n`` by ``W / 2^n``).
+      context_layers: then this many 3x3 ``SAME`` convolutions (``channels[-1]``
+        channels, ReLU, no pooling) on the grid with dilations 1, 2, 4, ..., so that each
+        cell's annotation also sees the rest of the image (0: Xu et al.'s encoder).
       embed_dim: ``E``, the word embedding width (also the deep output's width).
       hidden: ``H``, the LSTM's units.
       attention_dim: ``A``, the width of the additive score's hidden layer.
@@ -111,6 +116,7 @@ def show_attend_tell(vocab_size: int, image_shape: tuple, *, start_token: int, c
     for what, v in (("vocab_size", vocab_size), ("embed_dim", embed_dim), ("hidden", hidden),
                     ("attention_dim", attention_dim)):
         as_int(name, what, v, minimum=1)
+    context_layers = as_int(name, "context_layers", context_layers, minimum=0)
     if not isinstance(channels, (tuple, list)) or not channels:
         raise ValueError(f"{name}: expected channels as a non-empty tuple of ints, got {channels!r}")
     channels = tuple(as_int(name, "each entry of channels", c, minimum=1) for c in channels)
@@ -129,8 +135,11 @@ def show_attend_tell(vocab_size: int, image_shape: tuple, *, start_token: int, c
     layers = []
     for c in channels:
         layers += [nn.conv(c, 3, padding="SAME", dtype=dtype), nn.relu, nn.max_pool(2)]
+    for i in range(context_layers):
+        layers += [nn.conv(channels[-1], 3, padding="SAME", dilation=2 ** i, dtype=dtype), nn.relu]
     cnn = nn.serial(*layers, name=f"{name}.encoder")
-    conv_index = [str(3 * i) for i in range(len(channels))]
+    conv_index = [str(3 * i) for i in range(len(channels))] + [
+        str(3 * len(channels) + 2 * i) for i in range(context_layers)]
     cell = nn.lstm_cell(hidden, dtype=dtype)
     glorot = initializers.xavier_uniform()
 

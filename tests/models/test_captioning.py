@@ -22,15 +22,19 @@ def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def np_conv_same(x, kernel, bias):
-    """3x3 SAME convolution of one image (H, W, Cin) by four nested loops."""
+def np_conv_same(x, kernel, bias, dilation=1):
+    """3x3 SAME convolution of one image (H, W, Cin) by nested loops over outputs and taps."""
     h, w, _ = x.shape
-    padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
     out = np.zeros((h, w, kernel.shape[-1]))
     for i in range(h):
         for j in range(w):
             for o in range(kernel.shape[-1]):
-                out[i, j, o] = np.sum(padded[i:i + 3, j:j + 3, :] * kernel[..., o]) + bias[o]
+                out[i, j, o] = bias[o]
+                for di in range(3):
+                    for dj in range(3):
+                        r, c = i + (di - 1) * dilation, j + (dj - 1) * dilation
+                        if 0 <= r < h and 0 <= c < w:
+                            out[i, j, o] += x[r, c] @ kernel[di, dj, :, o]
     return out
 
 
@@ -39,7 +43,7 @@ def np_pool(x):
     return x.reshape(h // 2, 2, w // 2, 2, c).max(axis=(1, 3))
 
 
-def np_forward(p, images, inputs, coordinates=True, gate=True):
+def np_forward(p, images, inputs, coordinates=True, gate=True, context_layers=0):
     """Per image: the CNN, then the attention decoder word by word. Returns logits, weights."""
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
     logits = np.zeros(inputs.shape + (V,))
@@ -50,6 +54,9 @@ def np_forward(p, images, inputs, coordinates=True, gate=True):
         for i in range(len(CHANNELS)):
             conv = p["encoder"][str(3 * i)]
             f = np_pool(np.maximum(np_conv_same(f, conv["kernel"], conv["bias"]), 0))
+        for j in range(context_layers):
+            conv = p["encoder"][str(3 * len(CHANNELS) + 2 * j)]
+            f = np.maximum(np_conv_same(f, conv["kernel"], conv["bias"], dilation=2 ** j), 0)
         ann = []
         for r in range(grid[0]):
             for c in range(grid[1]):
@@ -83,8 +90,8 @@ def make_model(**kw):
 
 
 @functools.lru_cache(maxsize=None)
-def initial_params(coordinates=True, gate=True):
-    model = make_model(coordinates=coordinates, gate=gate)
+def initial_params(coordinates=True, gate=True, context_layers=0):
+    model = make_model(coordinates=coordinates, gate=gate, context_layers=context_layers)
     """Shapes by eval_shape (compiling an init costs seconds), Glorot-scaled normal values, zero biases."""
     params, state = jax.eval_shape(model.module.init, jax.random.key(0),
                                    jax.ShapeDtypeStruct((B, int(np.prod(IMG)) + T), jnp.float32))
@@ -115,7 +122,7 @@ def test_init_shapes():
     assert "gate" not in initial_params(gate=False)
 
 
-@pytest.mark.parametrize("kw", [{}, {"coordinates": False, "gate": False}])
+@pytest.mark.parametrize("kw", [{}, {"coordinates": False, "gate": False, "context_layers": 2}])
 def test_forward_equals_numpy_loop(x64, kw):
     model, params, images, inputs, _ = setup(jnp.float64, **kw)
     logits, weights = jax.jit(model.teacher_forced)(params, images, inputs)
