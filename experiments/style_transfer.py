@@ -76,7 +76,8 @@ class Config:
         names = vgg.vgg_layer_names(19)
         for field, layers in (("content_layer", (self.content_layer,)), ("style_layers", self.style_layers)):
             bad = [n for n in layers if n not in names]
-            require(self, field, not bad, f"VGG-19 layer names ({', '.join(names)}); got {bad}")
+            require(self, field, not bad, f"VGG-19 layer names (conv1_1, relu1_1, ..., pool5: "
+                                          f"fnnet.models.vgg.vgg_layer_names(19)) but {bad} are not")
         require(self, "size", self.size >= 32, ">= 32 (five 2x2 pools)")
         if self.weights is not None:
             require(self, "weights", os.path.isfile(self.weights), "the path of an existing state_dict file")
