@@ -123,7 +123,8 @@ class GloVeConfig:
       learning_rate: AdaGrad's ``eta``.
       initial_accumulator: AdaGrad's ``G_0`` (1 as the GloVe tool; mittens uses 0.1).
       epochs: passes over the non-zero entries.
-      batch_size: entries per step (None: all of them, full-batch AdaGrad).
+      batch_size: entries per step, updated entry by entry; None (or at least the
+        number of entries): all of them in one step, full-batch AdaGrad.
       init_scale: the initial ``W``, ``C``, ``bw``, ``bc`` are uniform in
         ``[-init_scale, init_scale)``, ``init_scale / d`` for the vectors when
         ``scale_by_dim`` (the GloVe tool: ``(U[0, 1) - 0.5) / d``).
