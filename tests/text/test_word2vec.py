@@ -70,20 +70,28 @@ def _gradients_loop(config, params, counts, tokens, sentences, n_valid, centers,
         ctx = [j for j in range(c - (config.window - b), c + (config.window - b) + 1)
                if j != c and 0 <= j < n_valid and sentences[j] == sentences[c]]
         center = tokens[c]
+        def noise_outputs(drawn):                              # the centre, then noise words unlike it
+            return [(int(drawn[0]), 1)] + [(int(r), 0) for r in drawn[1:] if r != center]
+
         if config.hs:
             n = tree.lengths[center]
             outs = list(zip(tree.points[center, :n], 1 - tree.codes[center, :n]))
+        elif config.sg and not config.shared_negatives:      # a draw per pair, by window slot
+            j_out = config.negative + 1
+            slot = {o: o + config.window - (o > 0) for o in range(-config.window, config.window + 1) if o}
+            per_pair = {j: noise_outputs(out_rows[k, slot[j - c] * j_out:(slot[j - c] + 1) * j_out]) for j in ctx}
         else:
-            outs = [(int(out_rows[k, 0]), 1)] + [(int(r), 0) for r in out_rows[k, 1:] if r != center]
+            outs = noise_outputs(out_rows[k])
         inputs = [tokens[j] for j in ctx]
         if config.sg:
-            groups = [([x], w_in[x]) for x in inputs]
+            groups = [([tokens[j]], w_in[tokens[j]], per_pair[j] if not (config.hs or config.shared_negatives)
+                       else outs) for j in ctx]
         elif ctx:
-            groups = [(inputs, np.mean(w_in[inputs], axis=0))]
+            groups = [(inputs, np.mean(w_in[inputs], axis=0), outs)]
         else:
             groups = []
-        for rows, h in groups:
-            for r, y in outs:
+        for rows, h, pair_outs in groups:
+            for r, y in pair_outs:
                 e = 1 / (1 + np.exp(-h @ w_out[r])) - y          # dL/dz
                 d_out[r] += e * h
                 for x in rows:
@@ -92,15 +100,16 @@ def _gradients_loop(config, params, counts, tokens, sentences, n_valid, centers,
 
 
 
-@pytest.mark.parametrize("sg,hs", [(True, False), (False, False), (True, True), (False, True)])
-def test_step_gradients_match_a_loop_over_pairs(x64, rng, sg, hs):
+@pytest.mark.parametrize("sg,hs,shared", [(True, False, True), (True, False, False), (False, False, True),
+                                          (True, True, True), (False, True, True)])
+def test_step_gradients_match_a_loop_over_pairs(x64, rng, sg, hs, shared):
     v, n, window = 12, 30, 3
     tokens = rng.integers(0, v, n).astype(np.int32)
     tokens[:v] = np.arange(v)                                  # every word occurs
     sentences = np.sort(rng.integers(0, 3, n)).astype(np.int32)
     counts = np.bincount(tokens, minlength=v)
     config = W.Word2VecConfig(sg=sg, hs=hs, negative=0 if hs else 3, vector_size=4, window=window,
-                              window_per_step=False)
+                              window_per_step=False, shared_negatives=shared)
     params = {"input": jnp.asarray(rng.normal(size=(v, 4))),
               "output": jnp.asarray(rng.normal(size=(v - 1 if hs else v, 4)))}
     centers = np.array([0, 4, 9, 17, 28, 29], np.int32)
