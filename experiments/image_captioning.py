@@ -6,15 +6,26 @@ one-form grammar ("a red circle to the left of a blue square"); each scene's two
 captions (either object first) are its references, its training caption one of them.
 
 Model (:func:`fnnet.models.captioning.show_attend_tell`, Xu et al. 2015): a two-layer
-CNN encoder (3x3 convolutions, ReLU, 2x2 max pooling: a 6x6 grid of 32 features, plus
-each cell's row and column), an LSTM decoder with additive soft attention over the 36
-cells, the gating scalar and the deep output layer; trained with teacher forcing by
+CNN encoder (3x3 convolutions, ReLU, 2x2 max pooling: a 6x6 grid of 32 features), two
+3x3 context convolutions on the grid (dilations 1 and 2, so each cell sees the whole
+scene: with Xu's plain encoder, 8 epochs of batches of 64 reached BLEU-4 0.846 greedy /
+0.864 beam, most errors the relation word), each cell's row and column appended, an
+LSTM decoder (96 units) with additive soft attention over the 36 cells, the gating
+scalar and the deep output layer; trained with teacher forcing by
 ``fnnet.train.fit`` (Adam, mean cross-entropy over the real words and ``<end>``).
 Held-out scenes (another seed) are captioned free-running by greedy decoding and by
 beam search, and scored with fnnet's corpus BLEU-4 (``fnnet.text.bleu.corpus_bleu``,
 words as tokens, both references of each scene).
 
-Shows: FULL-RUN NUMBERS (filled in after the default run).
+Shows: the decoder learns the grammar and reads colour, shape and relation from the
+attended cells; the attention maps (per generated word) move between the two objects'
+neighbourhoods (the context convolutions spread each object over nearby cells).
+Full run (6,000 training scenes, 8 epochs of batches of 32, 102,964 params; 605 s wall
+on 2 shared CPU cores at load average ~15, 568 s of it training): corpus BLEU-4 0.941
+greedy and 0.953 beam search (width 3) on the 500 held-out scenes (seed 1), exact
+caption 78.6% greedy and 82.6% beam; teacher-forced word accuracy 0.924 (goal BLEU-4
+>= 0.9: met). The remaining errors are mostly a shape confused (cross or triangle,
+circle or square, at a radius of 3-4 pixels), often between two objects of one colour.
 """
 from __future__ import annotations
 
@@ -33,7 +44,7 @@ from fnnet.text.beam_search import beam_search, greedy_decode
 from fnnet.text.bleu import corpus_bleu
 from fnnet.train.config import check_config, require
 
-CPU_SECONDS = 0  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 605  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 MAX_LEN = 11     # the longest caption (10 words) and <end>
 
@@ -164,8 +175,9 @@ def plot(result: dict, out_dir: str) -> list:
             row[0].set_title("image", fontsize=7)
             for ax, word, w in zip(row[1:], words, ex["attention"]):
                 w = np.asarray(w)
-                up = np.kron(w, np.ones((size // w.shape[0], size // w.shape[1])))
-                ax.imshow(image * (0.25 + 0.75 * up[..., None] / up.max()))
+                ax.imshow(0.7 * image)
+                ax.imshow(w, cmap="inferno", alpha=0.6, vmin=0, vmax=max(w.max(), 1e-9),
+                          extent=(-0.5, size - 0.5, size - 0.5, -0.5), interpolation="bilinear")
                 ax.set_title(word, fontsize=8)
         fig.suptitle(f"image_captioning: attention over the {result['grid'][0]}x{result['grid'][1]} feature map "
                      f"per generated word; held-out BLEU-4 {result['bleu4_greedy']:.3f} greedy, "

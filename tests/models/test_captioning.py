@@ -149,7 +149,8 @@ def test_gradient_check_float64(x64):
 
 def test_teacher_forcing_equals_step_by_step_and_decoders():
     model, params, images, inputs, _ = setup(seed=3)
-    logits, weights = jax.jit(model.teacher_forced)(params, images, inputs)
+    teacher_forced = jax.jit(model.teacher_forced)
+    logits, weights = teacher_forced(params, images, inputs)
     step, carry, start = model.decoder(params, images)
     np.testing.assert_array_equal(start, inputs[:, 0])
     decode_step = jax.jit(model.decode_step)
@@ -167,7 +168,7 @@ def test_teacher_forcing_equals_step_by_step_and_decoders():
     g, b = decode(params, images)
     assert g.sequences.shape == (B, T) and b.sequences.shape == (B, 3, T) and b.scores.shape == (B, 3)
     # greedy fed back through teacher forcing reproduces its own argmaxes (up to its end)
-    tf_logits, _ = jax.jit(model.teacher_forced)(params, images, decoder_inputs(g.sequences, 1))
+    tf_logits, _ = teacher_forced(params, images, decoder_inputs(g.sequences, 1))
     live = np.arange(T)[None, :] < np.asarray(g.lengths)[:, None]
     np.testing.assert_array_equal(np.where(live, jnp.argmax(tf_logits, -1), 0), np.where(live, g.sequences, 0))
     assert np.all(np.asarray(b.log_probs[:, 0]) >= np.asarray(g.log_probs) - 1e-5)
