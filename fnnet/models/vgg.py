@@ -34,8 +34,8 @@ def vgg_layers(depth: int = 19, *, batch_norm: bool = False, pool: str = "max",
     Args:
       depth: 16 or 19.
       batch_norm: batch norm after every conv (torchvision's ``vgg19_bn``).
-      pool: ``"max"`` (the paper's) or ``"avg"`` (2x2 average pooling, which Gatys et
-        al. 2016 found to give smoother style-transfer images; same params).
+      pool: ``"max"`` (the paper's) or ``"avg"`` (2x2 average pooling, with which Gatys
+        et al. found style-transfer images slightly more appealing; same params).
       impl: the conv lowering of every layer.
     """
     _check_depth("vgg_layers", depth)
@@ -57,8 +57,9 @@ def vgg_layers(depth: int = 19, *, batch_norm: bool = False, pool: str = "max",
 def vgg_layer_names(depth: int = 19, *, batch_norm: bool = False) -> tuple[str, ...]:
     """The name of each layer of :func:`vgg_layers`: ``conv{block}_{i}``, ``bn{block}_{i}``
     (with ``batch_norm``), ``relu{block}_{i}`` and ``pool{block}``, as in Gatys et al.
-    (2016) and the Caffe/Keras VGG-19 (``conv4_2`` is the usual content layer,
-    ``conv1_1`` ... ``conv5_1`` the style layers)."""
+    (2016) and the Caffe/Keras VGG-19. Caffe's ReLUs run in place, so the papers'
+    ``conv4_2`` (content) and ``conv1_1`` ... ``conv5_1`` (style) are the outputs named
+    ``relu4_2`` and ``relu1_1`` ... ``relu5_1`` here."""
     _check_depth("vgg_layer_names", depth)
     names, block, i = [], 1, 1
     for v in _CONFIGS[depth]:
