@@ -6,11 +6,13 @@ patterns, some sharing the trigger's sounds in another order or with a falling c
 labels are 1 for the 50 output steps after each trigger ends, as in the course.
 
 Model (the course's shape, narrower): raw audio -> log power spectrogram in the model
-(:func:`fnnet.functional.spectral.spectrogram`, ``n_fft`` 80 = 20 ms, hop 8 = 2 ms, no
-centring: 4,991 frames of 41 bins per clip) -> batch norm -> Conv1D (15 frames, stride 4:
-the course's 5,511 -> 1,375 becomes 4,991 -> 1,245 output steps) -> batch norm -> ReLU
--> two GRU layers -> a dense logit per step (sigmoid in the loss). Trained by
-``fnnet.train.fit`` with Adam on the mean binary cross-entropy per step.
+(:func:`fnnet.functional.spectral.spectrogram`, ``n_fft`` 64 = 16 ms, hop 16 = 4 ms, no
+centring: 2,497 frames of 33 bins per clip) -> batch norm -> Conv1D (32 filters, 5
+frames, stride 2: the course's 5,511 -> 1,375 steps becomes 2,497 -> 1,247, so the 50
+labelled steps last 0.40 s, the course's 0.36 s) -> batch norm -> ReLU -> two GRU layers
+of 32 -> a dense logit per step (sigmoid in the loss). Trained by ``fnnet.train.fit``
+with Adam on the mean binary cross-entropy per step. The course's widths (196 filters,
+GRUs of 128) cost about 10x more per step on a CPU.
 
 Held-out clips (another seed) are scored two ways: per step (F1 of ``p > 0.5`` against
 the labels, precision and recall over all steps) and per event (a run of consecutive
@@ -18,7 +20,15 @@ steps with ``p > 0.5`` is a detection; it is a true positive when it overlaps a
 trigger's 50-step label window not yet matched, one detection per window; the other
 runs are false alarms and the unmatched windows misses).
 
-Shows: FULL-RUN NUMBERS (filled in after the default run).
+Shows: a 18,147-parameter detector finds every held-out trigger and ignores the
+distractors that share its sounds; its probability rises right after each trigger ends
+and stays up for the labelled 50 steps (the figure).
+Full run (800 training clips, 8 epochs of batches of 32; 674 s wall on 2 shared CPU
+cores at load average ~15, 633 s of it training): on 200 held-out clips (seed 1; 418
+triggers, 210 distractors) event F1 1.000 (418 detections, no false alarm, no miss) and
+per-step F1 0.980 (precision 0.975, recall 0.984); test loss 0.0096 per step (goal F1
+>= 0.9: met). With 600 clips and 6 epochs (311 s) it reaches event F1 0.912 (precision
+0.839: the detections split or come early) and step F1 0.899.
 """
 from __future__ import annotations
 
@@ -34,7 +44,7 @@ from fnnet.data.synthetic_audio import WORDS, make_trigger_clips
 from fnnet.functional.spectral import num_frames, spectrogram
 from fnnet.train.config import check_config, require
 
-CPU_SECONDS = 0  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 674  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +192,8 @@ def plot(result: dict, out_dir: str) -> list:
     fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(9, 4.8), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     ax0.imshow(spec, origin="lower", aspect="auto", cmap="magma",
                extent=(0, ex["duration"], 0, ex["sample_rate"] / 2))
-    for (s, e, w), name in zip(ex["events"], ex["words"]):
+    for s, e, w in ex["events"]:
+        name = "trigger" if w == 0 else f"d{w}"
         ax0.axvspan(s / ex["sample_rate"], e / ex["sample_rate"], ymin=0.93, ymax=1.0,
                     color="lime" if w == 0 else "cyan", alpha=0.9)
         ax0.text(s / ex["sample_rate"], ex["sample_rate"] / 2 * 0.84, name, fontsize=7,
@@ -195,7 +206,7 @@ def plot(result: dict, out_dir: str) -> list:
     ax1.plot(t, ex["probs"], color="C3", lw=1, label="predicted probability")
     ax1.set_ylim(-0.05, 1.05)
     ax1.set_xlabel("time (s)")
-    ax1.legend(fontsize=7, loc="upper left")
+    ax1.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     path = os.path.join(out_dir, "trigger_word.png")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -24,17 +24,20 @@ def test_bad_config_raises():
 
 def test_reduced_run_learns_and_bleu_equals_sacrebleu():
     sacrebleu = pytest.importorskip("sacrebleu")
-    config = image_captioning.Config(train_scenes=512, test_scenes=48, channels=(8, 16), hidden=32,
-                                     embed_dim=16, attention_dim=16, epochs=3, attention_examples=2)
+    config = image_captioning.Config(train_scenes=384, test_scenes=32, channels=(8, 16), context_layers=1,
+                                     hidden=32, embed_dim=16, attention_dim=16, learning_rate=1e-2, epochs=3,
+                                     attention_examples=2)
     result = image_captioning.run(config)
     hist = result["history"]
+    # measured: train loss 2.35 -> 0.77, word accuracy 0.60, BLEU-4 0.35 greedy and beam
     assert len(hist) == 3 and hist[-1]["train_loss"] < 0.6 * hist[0]["train_loss"]
-    assert hist[-1]["test_word_accuracy"] > 0.5          # chance is 1 in 19 words
+    assert hist[-1]["test_word_accuracy"] > 0.45         # chance is 1 in 19 words
+    assert result["bleu4_greedy"] > 0.1                  # so the comparison below is not 0 = 0
     refs = make_scenes(config.test_seed, config.test_scenes).references
     streams = [[" ".join(r[j]) for r in refs] for j in range(2)]
     for which in ("greedy", "beam"):
         hyps = result[f"captions_{which}"]
-        assert len(hyps) == 48
+        assert len(hyps) == 32
         ref = sacrebleu.corpus_bleu(hyps, streams, tokenize="none").score / 100
         assert result[f"bleu4_{which}"] == pytest.approx(ref, abs=1e-9)
         exact = np.mean([h.split() in r for h, r in zip(hyps, refs)])
