@@ -1,0 +1,301 @@
+"""face_verification: one-shot face verification on unseen people with a triplet-loss ConvNet.
+
+The notes' face-recognition chapter: learn an embedding ``f(x)`` in which two photos of
+one person are close and photos of two people are far (the triplet loss, Schroff et
+al. 2015), then recognise a new person from one photo by the nearest embedding
+(one-shot learning), or verify a pair by thresholding their distance.
+
+Data: the ORL (AT&T) faces of the Olivetti Research Laboratory (40 subjects x 10
+images, 112 x 92 grey levels; ``fnnet.data.load_orl_faces``), downscaled 2 x 2 to
+56 x 46 by averaging and scaled to [0, 1]. Training: subjects 1-30 (300 images).
+Evaluation on the 10 unseen subjects 31-40: one-shot accuracy (each subject's image 1
+is its gallery photo, images 2-10 are 90 probes given the nearest gallery identity)
+and pair-verification ROC AUC over the 4,950 pairs of their 100 images (450 of one
+person), with score ``-distance``.
+
+Model: a small ConvNet (four 3x3 conv + ReLU + 2x2 max-pool blocks, dense to a
+64-dimensional embedding, L2-normalised) trained with the batch-hard triplet loss
+(Hermans, Beyer & Leibe 2017; ``fnnet.losses.batch_hard_triplet_loss``) on random
+batches of the 300 training images, augmented inside the compiled step (random shifts,
+mirror images, brightness), by Adam with a cosine schedule. The seeds are trained as
+one vmapped program (``fnnet.train.fit_population``).
+
+Baselines in the same table, on the same images and protocol: raw-pixel nearest
+neighbour, eigenfaces (Turk & Pentland 1991: PCA fitted on subjects 1-30) and
+fisherfaces (Belhumeur et al. 1997: LDA of the 30 training subjects on their PCA
+projection), all from ``fnnet.decomposition``.
+
+Results: see the end of this docstring (filled in from the full default run).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnnet import data, losses, metrics, nn, optim
+from fnnet import decomposition as dec
+from fnnet.data import augment
+from fnnet.train.config import check_config, require
+from fnnet.train.population import fit_population
+
+CPU_SECONDS = 600  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+
+TRAIN_SUBJECTS = 30          # subjects 1-30 train; 31-40 are never seen in training
+GOAL = {"one_shot_accuracy": 0.95, "roc_auc": 0.99}
+ISSUE_BASELINES = {"raw_pixels": (0.833, 0.940), "eigenfaces": ((0.77, 0.79), 0.95)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    seed: int = 0                         # seed of the first member (the others: seed + 1, ...)
+    num_seeds: int = 5                    # members trained side by side as one vmapped program
+    downscale: int = 4                    # average-pool the 112 x 92 images by this factor (4: 28 x 23)
+    channels: tuple[int, ...] = (16, 32, 64)  # channels of the 3x3 conv blocks (each then max-pools 2x2)
+    embedding_dim: int = 64               # width of the L2-normalised embedding (>= 30, the training labels)
+    margin: Optional[float] = None        # triplet margin on the Euclidean distance; None: soft margin softplus
+    normalize: bool = False               # L2-normalise the embedding (FaceNet) or leave it free (Hermans et al.)
+    batch_size: int = 100                 # images per step, drawn at random from the 300
+    steps: int = 1200                     # optimizer steps
+    eval_every: int = 300                 # steps between two evaluations on the unseen subjects
+    learning_rate: float = 1e-3           # Adam's peak learning rate (cosine decay to 0)
+    max_shift: int = 2                    # random translation in pixels (0: none)
+    flip: bool = True                     # random left-right mirror images
+    max_brightness: float = 0.1           # random brightness offset (0: none)
+    pca_components: int = 50              # eigenfaces: PCA dimensions
+    fisher_pca_components: int = 50       # fisherfaces: PCA dimensions before the LDA (<= 270)
+    conv_lowering: str = "matmul"         # the convs' lowering (module docstring): "matmul", "auto" or "xla"
+
+    def __post_init__(self):
+        check_config(self, positive=("num_seeds", "downscale", "channels", "embedding_dim", "margin", "batch_size",
+                                     "steps", "eval_every", "learning_rate", "pca_components",
+                                     "fisher_pca_components"),
+                     nonnegative=("seed", "max_shift", "max_brightness"), nonempty=("channels",),
+                     choices={"conv_lowering": ("matmul", "auto", "xla")})
+        require(self, "downscale", 112 % self.downscale == 0 and 92 % self.downscale == 0,
+                "a divisor of both 112 and 92 (1, 2 or 4)")
+        require(self, "embedding_dim", self.embedding_dim >= TRAIN_SUBJECTS,
+                f">= {TRAIN_SUBJECTS} (fit checks the labels 0..29 against the output width)")
+        require(self, "batch_size", self.batch_size <= 10 * TRAIN_SUBJECTS, f"<= {10 * TRAIN_SUBJECTS}")
+        require(self, "steps", self.steps % self.eval_every == 0, f"a multiple of eval_every ({self.eval_every})")
+        require(self, "pca_components", self.pca_components <= 10 * TRAIN_SUBJECTS, f"<= {10 * TRAIN_SUBJECTS}")
+        require(self, "fisher_pca_components", self.fisher_pca_components <= 9 * TRAIN_SUBJECTS,
+                f"<= {9 * TRAIN_SUBJECTS} (N - C: the within-class scatter's rank)")
+
+
+def load_faces(downscale: int):
+    """ORL images as ``(40, 10, H, W, 1)`` floats in [0, 1], averaged over ``downscale``^2 blocks."""
+    x, _ = data.load_orl_faces()
+    h, w = 112 // downscale, 92 // downscale
+    x = x.reshape(40, 10, h, downscale, w, downscale).mean(axis=(3, 5)) / 255.0
+    return x[..., None].astype(np.float32)
+
+
+def l2_normalize(x):
+    return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)
+
+
+def make_model(channels, embedding_dim: int, impl: str = "matmul", normalize: bool = False) -> nn.Module:
+    layers = []
+    for c in channels:
+        layers += [nn.conv(c, 3, padding="SAME", impl=impl), nn.batch_norm(), nn.relu, nn.max_pool(2)]
+    head = [nn.stateless(l2_normalize, "l2_normalize")] if normalize else []
+    return nn.serial(*layers, nn.flatten, nn.dense(embedding_dim), *head)
+
+
+def verification_scores(emb_gallery, emb_probes, probe_ids, emb_all, all_ids):
+    """One-shot accuracy (nearest gallery embedding) and the ROC AUC of ``-distance``
+    over every pair of ``emb_all``; Euclidean distances throughout."""
+    d_probe = losses.pairwise_distances(jnp.concatenate([emb_probes, emb_gallery]))
+    d_probe = d_probe[:emb_probes.shape[0], emb_probes.shape[0]:]
+    one_shot = jnp.mean(jnp.argmin(d_probe, axis=1) == probe_ids)
+    d = losses.pairwise_distances(emb_all)
+    i, j = np.triu_indices(emb_all.shape[0], 1)
+    same = all_ids[i] == all_ids[j]
+    return one_shot, metrics.roc_auc(-d[i, j], same), (-d[i, j], same)
+
+
+def split(faces):
+    """Train (300 images of subjects 1-30), the unseen 100, gallery (image 1) and probes (2-10)."""
+    n_test = 40 - TRAIN_SUBJECTS
+    shape = faces.shape[2:]
+    x_train = faces[:TRAIN_SUBJECTS].reshape((-1,) + shape)
+    y_train = np.repeat(np.arange(TRAIN_SUBJECTS, dtype=np.int32), 10)
+    test = faces[TRAIN_SUBJECTS:]
+    return dict(x_train=x_train, y_train=y_train, x_test=test.reshape((-1,) + shape),
+                y_test=np.repeat(np.arange(n_test, dtype=np.int32), 10),
+                gallery=test[:, 0], probes=test[:, 1:].reshape((-1,) + shape),
+                probe_ids=np.repeat(np.arange(n_test, dtype=np.int32), 9))
+
+
+def evaluate_features(features, s):
+    """Scores of a feature map ``features(x (n, ...)) -> (n, k)`` on the unseen subjects."""
+    flat = {k: jnp.asarray(s[k].reshape(len(s[k]), -1)) for k in ("gallery", "probes", "x_test")}
+    one_shot, auc, roc = verification_scores(features(flat["gallery"]), features(flat["probes"]),
+                                             s["probe_ids"], features(flat["x_test"]), s["y_test"])
+    return float(one_shot), float(auc), roc
+
+
+def baselines(s, config: Config) -> dict:
+    x_train = jnp.asarray(s["x_train"].reshape(len(s["x_train"]), -1), jnp.float64
+                          if jax.config.jax_enable_x64 else jnp.float32)
+    pca = dec.pca_fit(x_train, config.pca_components)
+    fisher_pca = dec.pca_fit(x_train, config.fisher_pca_components)
+    lda = dec.lda_fit(dec.pca_transform(fisher_pca, x_train), jnp.asarray(s["y_train"]), TRAIN_SUBJECTS)
+    out = {}
+    for name, fn in [("raw_pixels", lambda x: x),
+                     ("eigenfaces", lambda x: dec.pca_transform(pca, x)),
+                     ("fisherfaces", lambda x: dec.lda_transform(lda, dec.pca_transform(fisher_pca, x)))]:
+        one_shot, auc, roc = evaluate_features(fn, s)
+        out[name] = {"one_shot_accuracy": one_shot, "roc_auc": auc, "roc": roc}
+    return out
+
+
+def run(config: Config) -> dict:
+    start = time.perf_counter()
+    faces = load_faces(config.downscale)
+    s = split(faces)
+    base = baselines(s, config)
+
+    model = make_model(config.channels, config.embedding_dim, config.conv_lowering, config.normalize)
+    key = jax.random.key(config.seed)
+    seeds = [config.seed + m for m in range(config.num_seeds)]
+    x_train, y_train = jnp.asarray(s["x_train"]), jnp.asarray(s["y_train"])
+    init_keys = jnp.stack([jax.random.fold_in(jax.random.key(sd), 0) for sd in seeds])
+    params, state = jax.vmap(lambda k: model.init(k, x_train[:1]))(init_keys)
+    fit_keys = jnp.stack([jax.random.fold_in(jax.random.key(sd), 1) for sd in seeds])
+    del key
+    opt = optim.adam(optim.cosine_decay_schedule(config.learning_rate, config.steps))
+
+    augs = []
+    if config.max_shift:
+        augs.append(lambda k, x: augment.random_translate(k, x, config.max_shift))
+    if config.flip:
+        augs.append(augment.random_flip_lr)
+    if config.max_brightness:
+        augs.append(lambda k, x: augment.random_brightness(k, x, config.max_brightness))
+    augmentation = augment.compose(*augs)
+
+    def hook(xb, yb, k):
+        return augmentation(k, xb), yb
+
+    def loss_fn(emb, y):
+        return losses.batch_hard_triplet_loss(emb, y, margin=config.margin)
+
+    n_test = 40 - TRAIN_SUBJECTS
+    probe_rows = np.array([10 * p + i for p in range(n_test) for i in range(1, 10)])
+    gallery_rows = np.arange(0, 10 * n_test, 10)
+    i_pairs, j_pairs = np.triu_indices(10 * n_test, 1)
+
+    def one_shot_accuracy(emb, y):       # the dev batch is the 100 unseen images in order
+        d = losses.pairwise_distances(emb)[probe_rows][:, gallery_rows]
+        return jnp.mean(jnp.argmin(d, axis=1) == y[probe_rows] - y[0])
+
+    def roc_auc(emb, y):
+        d = losses.pairwise_distances(emb)
+        return metrics.roc_auc(-d[i_pairs, j_pairs], y[i_pairs] == y[j_pairs])
+
+    fit_start = time.perf_counter()
+    fitted = fit_population(model, loss_fn, opt, params, state, (x_train, y_train), keys=fit_keys,
+                            batch_size=config.batch_size, steps=config.steps, eval_every=config.eval_every,
+                            drop_last=True, batch_hook=hook if augs else None,
+                            dev_data=(jnp.asarray(s["x_test"]), jnp.asarray(s["y_test"])),
+                            metrics={"one_shot_accuracy": one_shot_accuracy, "roc_auc": roc_auc},
+                            train_metrics=False, progress=False)
+    fit_seconds = time.perf_counter() - fit_start
+
+    def embed(p, st, x):
+        return model.apply(p, st, x)[0]
+
+    emb_test = jax.vmap(embed, in_axes=(0, 0, None))(fitted.params, fitted.state, jnp.asarray(s["x_test"]))
+    members = []
+    for m in range(config.num_seeds):
+        e = emb_test[m]
+        one_shot, auc, roc = verification_scores(e[gallery_rows], e[probe_rows], s["probe_ids"], e, s["y_test"])
+        members.append({"seed": seeds[m], "one_shot_accuracy": float(one_shot), "roc_auc": float(auc), "roc": roc})
+
+    def summary(values):
+        v = np.asarray(values, np.float64)
+        return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                "min": float(v.min()), "max": float(v.max())}
+
+    one_shots = [r["one_shot_accuracy"] for r in members]
+    aucs = [r["roc_auc"] for r in members]
+    history = [{"step": h["step"], "train_loss": float(np.mean(h["train_loss"])),
+                "test_loss": float(np.mean(h["dev_loss"])),
+                "test_one_shot_accuracy": float(np.mean(h["dev_one_shot_accuracy"])),
+                "test_roc_auc": float(np.mean(h["dev_roc_auc"]))} for h in fitted.history]
+    result = {
+        "convnet": {"one_shot_accuracy": summary(one_shots), "roc_auc": summary(aucs),
+                    "per_seed": [{k: v for k, v in r.items() if k != "roc"} for r in members]},
+        "baselines": {k: {"one_shot_accuracy": v["one_shot_accuracy"], "roc_auc": v["roc_auc"]}
+                      for k, v in base.items()},
+        "goal": GOAL,
+        "goal_met": bool(np.mean(one_shots) >= GOAL["one_shot_accuracy"] and np.mean(aucs) >= GOAL["roc_auc"]),
+        "params": nn.count_params(jax.tree.map(lambda a: a[0], fitted.params)),
+        "image_shape": list(s["x_train"].shape[1:3]),
+        "fit_seconds": fit_seconds, "seconds": time.perf_counter() - start,
+        "history": history,
+        "per_member_history": [{"step": h["step"], "train_loss": h["train_loss"],
+                                "test_one_shot_accuracy": h["dev_one_shot_accuracy"],
+                                "test_roc_auc": h["dev_roc_auc"]} for h in fitted.history],
+    }
+    # what the figures need: the ROC curves of the first member and of the baselines on a grid
+    # of false positive rates, and the first member's test embeddings projected on their
+    # first two principal axes
+    result["roc_curves"] = {"convnet": roc_on_grid(*members[0]["roc"]),
+                            **{k: roc_on_grid(*v["roc"]) for k, v in base.items()}}
+    emb0 = jnp.asarray(emb_test[0])
+    xy = dec.pca_transform(dec.pca_fit(emb0, 2), emb0)
+    result["embedding_map"] = [[float(a), float(b), int(i)] for (a, b), i in zip(np.asarray(xy), s["y_test"])]
+    return result
+
+
+def roc_on_grid(scores, same, points: int = 101) -> dict:
+    """The ROC curve as the best true positive rate at each of ``points`` false positive rates."""
+    fpr, tpr, _ = metrics.roc_curve(scores, same)
+    grid = np.linspace(0.0, 1.0, points)
+    best = np.interp(grid, np.asarray(fpr), np.asarray(tpr), left=0.0, right=1.0)
+    return {"fpr": grid.round(4).tolist(), "tpr": best.round(4).tolist()}
+
+
+def plot(result: dict, out_dir) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.6))
+    conv = result["convnet"]
+    labels = {"convnet": f"triplet ConvNet, seed {result['convnet']['per_seed'][0]['seed']} "
+                         f"(AUC {conv['per_seed'][0]['roc_auc']:.3f})"}
+    labels.update({k: f"{k.replace('_', ' ')} (AUC {v['roc_auc']:.3f})" for k, v in result["baselines"].items()})
+    for name, curve in result["roc_curves"].items():
+        ax.plot(curve["fpr"], curve["tpr"], label=labels[name], linewidth=2 if name == "convnet" else 1.2)
+    ax.plot([0, 1], [0, 1], color="0.7", linestyle=":", linewidth=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("Pair verification, 10 unseen subjects (4,950 pairs)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    pts = np.asarray(result["embedding_map"])
+    cmap = plt.get_cmap("tab10")
+    for i in range(int(pts[:, 2].max()) + 1):
+        mine = pts[pts[:, 2] == i]
+        bx.scatter(mine[1:, 0], mine[1:, 1], s=18, color=cmap(i % 10), label=f"subject {31 + i}")
+        bx.scatter(mine[:1, 0], mine[:1, 1], s=90, marker="*", color=cmap(i % 10), edgecolor="k", linewidth=0.6)
+    bx.set_title(f"Embeddings of the unseen subjects (first 2 PCs); * gallery image\n"
+                 f"one-shot accuracy {conv['one_shot_accuracy']['mean']:.3f} +- {conv['one_shot_accuracy']['std']:.3f} "
+                 f"over {len(conv['per_seed'])} seeds")
+    bx.legend(fontsize=7, ncol=2, loc="best")
+    bx.set_xticks([])
+    bx.set_yticks([])
+    fig.tight_layout()
+    path = os.path.join(out_dir, "face_verification.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]

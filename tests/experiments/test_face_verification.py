@@ -1,0 +1,73 @@
+"""face_verification: the baselines recomputed with NumPy and scikit-learn, bad configs
+fail early, and a reduced run of the triplet ConvNet gives consistent scores."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+from experiments import face_verification as fv  # noqa: E402
+
+
+def numpy_scores(train, gallery, probes, test, features):
+    """One-shot accuracy by a NumPy nearest-neighbour loop and sklearn's AUC over all pairs."""
+    skm = pytest.importorskip("sklearn.metrics")
+    g, p, t = features(gallery), features(probes), features(test)
+    correct = 0
+    for i, v in enumerate(p):
+        correct += int(np.argmin([np.linalg.norm(v - w) for w in g]) == i // 9)
+    ids = np.repeat(np.arange(10), 10)
+    scores, same = [], []
+    for i in range(100):
+        for j in range(i + 1, 100):
+            scores.append(-np.linalg.norm(t[i] - t[j]))
+            same.append(ids[i] == ids[j])
+    return correct / len(p), skm.roc_auc_score(same, scores)
+
+
+def test_bad_config_raises():
+    with pytest.raises(ValueError, match="expected steps > 0, got 0"):
+        fv.Config(steps=0)
+    with pytest.raises(ValueError, match=r"steps.*a multiple of eval_every \(300\)"):
+        fv.Config(steps=1000)
+    with pytest.raises(ValueError, match="embedding_dim.*>= 30"):
+        fv.Config(embedding_dim=16)
+    with pytest.raises(ValueError, match="downscale.*a divisor of both 112 and 92"):
+        fv.Config(downscale=3)
+    with pytest.raises(ValueError, match="fisher_pca_components.*<= 270"):
+        fv.Config(fisher_pca_components=280)
+
+
+def test_reduced_run_against_independent_baselines():
+    skd = pytest.importorskip("sklearn.decomposition")
+    config = fv.Config(num_seeds=2, channels=(8,), embedding_dim=32, steps=4, eval_every=2, batch_size=60,
+                       pca_components=20)
+    result = fv.run(config)
+
+    # the baselines, recomputed on the same images with NumPy loops, sklearn's PCA and AUC
+    faces = fv.load_faces(config.downscale).reshape(40, 10, -1).astype(np.float64)
+    train, test = faces[:30].reshape(300, -1), faces[30:]
+    gallery, probes, flat_test = test[:, 0], test[:, 1:].reshape(90, -1), test.reshape(100, -1)
+    pca = skd.PCA(20, svd_solver="full").fit(train)
+    for name, features in [("raw_pixels", lambda v: v), ("eigenfaces", pca.transform)]:
+        one_shot, auc = numpy_scores(train, gallery, probes, flat_test, features)
+        assert result["baselines"][name]["one_shot_accuracy"] == pytest.approx(one_shot, abs=1e-6)
+        assert result["baselines"][name]["roc_auc"] == pytest.approx(auc, abs=1e-4)
+    # the raw-pixel baseline of the issue (0.833 one-shot at full size) holds at 28 x 23 too
+    assert result["baselines"]["raw_pixels"]["one_shot_accuracy"] == pytest.approx(0.8333, abs=1e-3)
+    assert result["baselines"]["fisherfaces"]["roc_auc"] > 0.9
+
+    conv = result["convnet"]
+    per = conv["per_seed"]
+    assert [r["seed"] for r in per] == [0, 1] and result["image_shape"] == [28, 23]
+    assert conv["one_shot_accuracy"]["mean"] == pytest.approx(np.mean([r["one_shot_accuracy"] for r in per]))
+    # the metric evaluated inside fit_population on the last step equals the one computed after it
+    last = result["per_member_history"][-1]
+    np.testing.assert_allclose(last["test_one_shot_accuracy"], [r["one_shot_accuracy"] for r in per], atol=1e-6)
+    np.testing.assert_allclose(last["test_roc_auc"], [r["roc_auc"] for r in per], atol=1e-5)
+    # even four steps give far better than chance (one-shot 0.1, AUC 0.5)
+    assert all(r["one_shot_accuracy"] > 0.3 and r["roc_auc"] > 0.7 for r in per)
+    curve = result["roc_curves"]["convnet"]
+    assert curve["fpr"][0] == 0.0 and curve["tpr"][-1] == 1.0 and np.all(np.diff(curve["tpr"]) >= 0)
+    assert len(result["embedding_map"]) == 100
