@@ -4,7 +4,7 @@ A LeNet-5 (classic) on 32x32 digits, batch 128, Adam; its C1, C3, C5 and F6 froz
 output layer trained. Variants of the compiled training step, in one process:
 
 - ``full``: every layer trained (the cost of fine-tuning);
-- ``mask_only``: ``freeze.freeze(adam, frozen)``; the backward pass still runs through
+- ``mask_only``: ``freeze.freeze_layers(adam, frozen)``; the backward pass still runs through
   the frozen layers (their gradients are computed, then replaced by -0.0);
 - ``stop_gradient``: the same optimizer, and ``freeze.stop_gradient`` on the frozen
   params inside the loss, so XLA drops the backward pass below the output layer.
@@ -68,8 +68,8 @@ def main():
     y = jnp.asarray(rng.integers(0, 10, size=args.batch))
     params, state = model.init(jax.random.key(0), x[:1])
     variants = {"full": (optim.adam(1e-3), False),
-                "mask_only": (freeze.freeze(optim.adam(1e-3), FROZEN), False),
-                "stop_gradient": (freeze.freeze(optim.adam(1e-3), FROZEN), True)}
+                "mask_only": (freeze.freeze_layers(optim.adam(1e-3), FROZEN), False),
+                "stop_gradient": (freeze.freeze_layers(optim.adam(1e-3), FROZEN), True)}
     runs = {}
     for name, (opt, cut) in variants.items():
         step = make_step(model, opt, cut)

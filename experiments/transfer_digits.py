@@ -10,6 +10,8 @@ ways to train the new task, each for ``steps`` Adam steps:
 - ``frozen``: the pretrained C1, C3, C5 and F6 frozen (``fnnet.optim.freeze.freeze``,
   which keeps them bit-identical, and ``freeze.stop_gradient`` inside the model, which
   drops their backward pass), a new output layer trained;
+- ``frozen_conv``: the pretrained convolutions C1 and C3 frozen, a new dense head (C5,
+  F6 and the output layer, freshly initialised) trained;
 - ``finetune``: the pretrained layers and a new output layer, all trained;
 - ``scratch``: a fresh LeNet-5, all trained.
 
@@ -38,8 +40,11 @@ from fnnet.train.config import check_config
 
 CPU_SECONDS = 200  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
-FEATURE_LAYERS = ("0", "3", "7", "9")   # C1, C3, C5, F6 of lenet5(variant="classic"); "11" is the output
-METHODS = ("frozen", "finetune", "scratch")
+# lenet5(variant="classic") children: C1 "0", C3 "3", C5 "7", F6 "9", output "11"
+FROZEN = {"frozen": ("0", "3", "7", "9"),       # C1-F6 frozen, a new output layer
+          "frozen_conv": ("0", "3")}            # C1, C3 frozen, a new C5, F6 and output layer
+NEW_HEAD = {"frozen": ("11",), "frozen_conv": ("7", "9", "11"), "finetune": ("11",)}
+METHODS = ("frozen", "frozen_conv", "finetune", "scratch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,11 +94,11 @@ def _hook(config: Config):
     return lambda xb, yb, k: (augmentation(k, xb), yb)
 
 
-def with_frozen_features(model: nn.Module) -> nn.Module:
-    """``model`` whose feature layers get no gradient (``freeze.stop_gradient``)."""
+def with_frozen(model: nn.Module, layers) -> nn.Module:
+    """``model`` whose ``layers`` get no gradient (``freeze.stop_gradient``)."""
     def apply(params, state, x, *, key=None, train=False):
-        return model.apply(freeze.stop_gradient(params, list(FEATURE_LAYERS)), state, x, key=key, train=train)
-    return nn.Module(model.init, apply, model.name + "_frozen_features")
+        return model.apply(freeze.stop_gradient(params, list(layers)), state, x, key=key, train=train)
+    return nn.Module(model.init, apply, model.name + "_frozen")
 
 
 def run(config: Config) -> dict:
@@ -136,19 +141,18 @@ def run(config: Config) -> dict:
         for j, method in enumerate(METHODS):
             if method == "scratch":
                 p0, s0, net, opt = fresh_params, fresh_state, model, optim.adam(config.learning_rate)
-            else:
-                p0 = {**pre.params, "11": fresh_params["11"]}    # pretrained features, a new head
+            else:                                   # pretrained features, a new head
+                p0 = {**pre.params, **{name: fresh_params[name] for name in NEW_HEAD[method]}}
                 s0 = pre.state
-                net = with_frozen_features(model) if method == "frozen" else model
-                opt = optim.adam(config.learning_rate)
-                if method == "frozen":
-                    opt = freeze.freeze(opt, list(FEATURE_LAYERS))
+                net, opt = model, optim.adam(config.learning_rate)
+                if method in FROZEN:
+                    net, opt = with_frozen(model, FROZEN[method]), freeze.freeze_layers(opt, list(FROZEN[method]))
             fitted = train.fit_population(net, loss, opt, p0, s0, data, keys=member_keys(100 + 10 * i + j),
                                           batch_size=batch, steps=config.steps, eval_every=config.steps,
                                           batch_hook=hook, dev_data=test, metrics={"accuracy": metrics.accuracy},
                                           train_metrics=False, progress=False)
-            if method == "frozen":   # the guarantee, checked: features bit-identical to the pretrained ones
-                for name in FEATURE_LAYERS:
+            if method in FROZEN:   # the guarantee, checked: frozen layers bit-identical to the pretrained ones
+                for name in FROZEN[method]:
                     for a, b in zip(jax.tree.leaves(fitted.params[name]), jax.tree.leaves(pre.params[name])):
                         if not np.array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32)):
                             raise RuntimeError(f"transfer_digits: frozen layer {name} moved")
@@ -172,7 +176,7 @@ def plot(result: dict, out_dir: str) -> list:
     for m, method in enumerate(METHODS):
         means = [r[method]["mean"] for r in rows]
         stds = [r[method]["std"] for r in rows]
-        ax.errorbar(np.arange(len(rows)) + (m - 1) * 0.08, means, yerr=stds, marker="o", capsize=3, label=method)
+        ax.errorbar(np.arange(len(rows)) + (m - 1.5) * 0.07, means, yerr=stds, marker="o", capsize=3, label=method)
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(labels)
     ax.set_xlabel("labelled examples per class (digits 5-9)")

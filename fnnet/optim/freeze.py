@@ -7,7 +7,7 @@ leading run of its components, by ``fnmatch`` rules: ``"0"`` selects ``"0/kernel
 and ``"0/bias"`` (but not ``"10/kernel"``), ``"block*"`` selects every leaf under
 ``"block1"``, ``"block2"``, ..., ``"*/bias"`` every bias one level down.
 
-:func:`freeze` wraps an optimizer so that the selected leaves never move: the inner
+:func:`freeze_layers` wraps an optimizer so that the selected leaves never move: the inner
 optimizer sees only the trainable leaves (``masked``, so its state holds only those:
 Adam keeps no moments for a frozen backbone) and the frozen leaves' updates are
 ``-0.0``, the one float that ``apply_updates`` adds without changing a bit
@@ -33,7 +33,7 @@ import numpy as np
 
 from fnnet.optim.base import EmptyState, GradientTransformation, chain, masked
 
-__all__ = ["param_paths", "mask_by_name", "check_mask", "freeze", "stop_gradient", "set_to_negative_zero"]
+__all__ = ["param_paths", "mask_by_name", "check_mask", "freeze_layers", "stop_gradient", "set_to_negative_zero"]
 
 Patterns = Union[str, Sequence[str]]
 
@@ -181,7 +181,7 @@ def _invert(mask):
     return jax.tree.map(lambda m: not m, mask)
 
 
-def freeze(optimizer: GradientTransformation, frozen: MaskLike) -> GradientTransformation:
+def freeze_layers(optimizer: GradientTransformation, frozen: MaskLike) -> GradientTransformation:
     """``optimizer`` on the trainable leaves; the ``frozen`` ones stay bit-identical.
 
     ``chain(masked(optimizer, trainable), masked(set_to_negative_zero(), frozen))``:
@@ -201,12 +201,12 @@ def freeze(optimizer: GradientTransformation, frozen: MaskLike) -> GradientTrans
       the keys that differ, a ``TypeError`` for a non-bool leaf).
     """
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(f"freeze: expected a gradient transformation, got {type(optimizer).__name__}")
+        raise TypeError(f"freeze_layers: expected a gradient transformation, got {type(optimizer).__name__}")
     def frozen_mask(tree):      # resolved (and checked) while tracing init and update
-        return _resolve(frozen, tree, "freeze")
+        return _resolve(frozen, tree, "freeze_layers")
 
     def trainable_mask(tree):
-        return _invert(_resolve(frozen, tree, "freeze"))
+        return _invert(_resolve(frozen, tree, "freeze_layers"))
 
     inner = chain(masked(optimizer, trainable_mask), masked(set_to_negative_zero(), frozen_mask))
     return GradientTransformation(inner.init, inner.update)
@@ -222,7 +222,7 @@ def stop_gradient(params, frozen: MaskLike):
 
     Args:
       params: the params pytree.
-      frozen: as in :func:`freeze`.
+      frozen: as in :func:`freeze_layers`.
     """
     mask = _resolve(frozen, params, "stop_gradient")
     return jax.tree.map(lambda m, sub: jax.tree.map(jax.lax.stop_gradient, sub) if m else sub,

@@ -54,7 +54,7 @@ def test_frozen_leaves_bit_identical_and_trainable_on_optax_trajectory(rng):
         out, _ = model.apply(p, state, x)
         return jnp.mean((out - y) ** 2)
 
-    ours = freeze.freeze(optim.adamw(0.05, weight_decay=0.1), frozen_names)
+    ours = freeze.freeze_layers(optim.adamw(0.05, weight_decay=0.1), frozen_names)
     labels = {"0": {"kernel": "frozen", "bias": "frozen"}, "1": {}, "2": {"kernel": "train", "bias": "train"},
               "3": {}, "4": {"kernel": "train", "bias": "frozen"}}
     twin = optax.multi_transform({"train": optax.adamw(0.05, weight_decay=0.1), "frozen": optax.set_to_zero()},
@@ -86,7 +86,7 @@ def test_freeze_through_fit_with_a_bool_tree(rng):
     from fnnet import losses, train
     model, params, state, x, y = _setup(rng)
     mask = {"0": True, "1": {}, "2": {"kernel": False, "bias": True}, "3": {}, "4": False}   # a prefix tree
-    result = train.fit(model, losses.mse, freeze.freeze(optim.sgd(0.1), mask), params, state,
+    result = train.fit(model, losses.mse, freeze.freeze_layers(optim.sgd(0.1), mask), params, state,
                        (x, y), key=jax.random.key(1), batch_size=8, epochs=3, progress=False)
     for a, b in ((result.params["0"]["kernel"], params["0"]["kernel"]),
                  (result.params["0"]["bias"], params["0"]["bias"]),
@@ -119,19 +119,19 @@ def test_stop_gradient_zeros_frozen_grads_keeps_the_rest(rng):
 def test_mask_errors_name_what_is_wrong(rng):
     _, params, *_ = _setup(rng)
     with pytest.raises(KeyError, match=r"no parameter matches \['5'\].*'0', '2', '4'"):
-        freeze.freeze(optim.sgd(0.1), ["5"]).init(params)
+        freeze.freeze_layers(optim.sgd(0.1), ["5"]).init(params)
     with pytest.raises(KeyError, match="no parameter matches"):
         freeze.mask_by_name(params, "conv*")
     wrong = {"0": True, "2": False, "4": False, "7": True}
     with pytest.raises(ValueError, match=r"keys only in the mask \['7'\], keys only in the params \['1', '3'\]"):
-        freeze.freeze(optim.sgd(0.1), wrong).init(params)
+        freeze.freeze_layers(optim.sgd(0.1), wrong).init(params)
     bad_leaf = {"0": 1, "1": {}, "2": False, "3": {}, "4": False}
     with pytest.raises(TypeError, match=r"expected a bool in the mask at '0', got int"):
-        freeze.freeze(optim.sgd(0.1), bad_leaf).init(params)
+        freeze.freeze_layers(optim.sgd(0.1), bad_leaf).init(params)
     nested = {"0": {"kernel": True}, "1": {}, "2": False, "3": {}, "4": False}
     with pytest.raises(ValueError, match=r"at '0'.*keys only in the params \['bias'\]"):
         freeze.stop_gradient(params, nested)
     with pytest.raises(TypeError, match="layer names or glob patterns"):
         freeze.mask_by_name(params, [""])
     with pytest.raises(TypeError, match="expected a gradient transformation"):
-        freeze.freeze(0.1, ["0"])
+        freeze.freeze_layers(0.1, ["0"])
