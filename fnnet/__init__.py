@@ -3,14 +3,16 @@
 Models are Modules, pairs of pure functions over parameter pytrees; see
 ``fnnet.nn``. Subpackages load on first use: ``fnnet.functional``, ``fnnet.init``,
 ``fnnet.nn``, ``fnnet.losses``, ``fnnet.metrics``, ``fnnet.optim``,
-``fnnet.gradcheck``, ``fnnet.data``, ``fnnet.train``, ``fnnet.models``, ...
+``fnnet.gradcheck``, ``fnnet.data``, ``fnnet.train``, ``fnnet.models``,
+``fnnet.decomposition``, ``fnnet.vision``, ``fnnet.text``, ``fnnet.parallel``, ...
 """
 import importlib
 
 __version__ = "0.1.0"
 
 _SUBMODULES = {"functional", "init", "nn", "losses", "metrics", "optim", "gradcheck",
-               "data", "train", "models", "vision", "text", "parallel", "interop", "cli"}
+               "data", "train", "models", "vision", "text", "parallel", "interop", "cli",
+               "decomposition"}
 
 
 def __getattr__(name):

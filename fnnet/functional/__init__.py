@@ -1,7 +1,7 @@
 """Pure array kernels with explicit weights.
 
-Activations, dense, convolution, pooling, normalisation, dropout, attention and the
-recurrent cells with their scan. Each is a plain function of arrays, safe under
+Activations, dense, convolution, pooling, normalisation, dropout, attention, the
+recurrent cells with their scan, and the short-time Fourier transform. Each is a plain function of arrays, safe under
 ``jit``, ``grad`` and ``vmap``, usable without Modules.
 
 Imports: jax only.
@@ -17,3 +17,4 @@ from fnnet.functional.dropout import *  # noqa: F401,F403
 from fnnet.functional.attention import *  # noqa: F401,F403
 from fnnet.functional.embedding import *  # noqa: F401,F403
 from fnnet.functional.positional import *  # noqa: F401,F403
+from fnnet.functional.spectral import *  # noqa: F401,F403

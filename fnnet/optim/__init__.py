@@ -15,3 +15,4 @@ from fnnet.optim.transforms import *  # noqa: F401,F403
 from fnnet.optim.clipping import *  # noqa: F401,F403
 from fnnet.optim.schedules import *  # noqa: F401,F403
 from fnnet.optim.alias import *  # noqa: F401,F403
+from fnnet.optim.freeze import *  # noqa: F401,F403
