@@ -83,7 +83,8 @@ class Config:
 
 def captioner(config: Config):
     return show_attend_tell(len(VOCAB), (config.image_size, config.image_size, 3), start_token=START,
-                            channels=config.channels, context_layers=config.context_layers, embed_dim=config.embed_dim, hidden=config.hidden,
+                            channels=config.channels, context_layers=config.context_layers,
+                            embed_dim=config.embed_dim, hidden=config.hidden,
                             attention_dim=config.attention_dim)
 
 

@@ -28,12 +28,12 @@ import jax.numpy as jnp
 
 from fnnet.functional._checks import as_int, check_floating
 
-__all__ = ["window", "frame", "stft", "spectrogram", "num_frames"]
+__all__ = ["window_function", "frame_signal", "stft", "spectrogram", "num_frames"]
 
 _WINDOWS = ("hann", "hamming", "rectangular")
 
 
-def window(kind: str, length: int, dtype=jnp.float32) -> jax.Array:
+def window_function(kind: str, length: int, dtype=jnp.float32) -> jax.Array:
     """A periodic window of ``length`` samples (``torch.hann_window(length)``,
     ``scipy.signal.get_window(kind, length)``)::
 
@@ -41,9 +41,9 @@ def window(kind: str, length: int, dtype=jnp.float32) -> jax.Array:
         hamming:     w[n] = 0.54 - 0.46 cos(2 pi n / length)
         rectangular: w[n] = 1
     """
-    length = as_int("window", "length", length, minimum=1)
+    length = as_int("window_function", "length", length, minimum=1)
     if kind not in _WINDOWS:
-        raise ValueError(f"window: expected kind in {_WINDOWS}, got {kind!r}")
+        raise ValueError(f"window_function: expected kind in {_WINDOWS}, got {kind!r}")
     n = jnp.arange(length, dtype=dtype)
     if kind == "rectangular":
         return jnp.ones((length,), dtype)
@@ -60,13 +60,13 @@ def num_frames(length: int, n_fft: int, hop_length: int, center: bool = True) ->
     return 1 + (padded - n_fft) // hop_length
 
 
-def frame(x, frame_length: int, hop_length: int) -> jax.Array:
+def frame_signal(x, frame_length: int, hop_length: int) -> jax.Array:
     """Frames ``[..., M, frame_length]`` of ``x [..., N]``: frame ``m`` is
     ``x[..., m hop : m hop + frame_length]``, ``M = 1 + (N - frame_length) // hop``."""
-    frame_length = as_int("frame", "frame_length", frame_length, minimum=1)
-    hop_length = as_int("frame", "hop_length", hop_length, minimum=1)
+    frame_length = as_int("frame_signal", "frame_length", frame_length, minimum=1)
+    hop_length = as_int("frame_signal", "hop_length", hop_length, minimum=1)
     if jnp.ndim(x) < 1 or jnp.shape(x)[-1] < frame_length:
-        raise ValueError(f"frame: expected a signal [..., N] with N >= frame_length = {frame_length}, "
+        raise ValueError(f"frame_signal: expected a signal [..., N] with N >= frame_length = {frame_length}, "
                          f"got shape {jnp.shape(x)}")
     m = 1 + (jnp.shape(x)[-1] - frame_length) // hop_length
     idx = hop_length * jnp.arange(m)[:, None] + jnp.arange(frame_length)[None, :]
@@ -106,10 +106,10 @@ def stft(x, n_fft: int, hop_length: int | None = None, *, win_length: int | None
             raise ValueError(f"{name}: reflect padding by n_fft // 2 = {pad} needs more than {pad} samples, "
                              f"got {x.shape[-1]}")
         x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)], mode="reflect")
-    w = window(window_kind, win_length, x.dtype)
+    w = window_function(window_kind, win_length, x.dtype)
     left = (n_fft - win_length) // 2
     w = jnp.pad(w, (left, n_fft - win_length - left))
-    frames = frame(x, n_fft, hop_length)
+    frames = frame_signal(x, n_fft, hop_length)
     return jnp.fft.rfft(frames * w.reshape((1,) * (frames.ndim - 1) + (n_fft,)), axis=-1)
 
 

@@ -93,7 +93,8 @@ def feature_coordinates(h: int, w: int, dtype=jnp.float32):
 
 
 def show_attend_tell(vocab_size: int, image_shape: tuple, *, start_token: int, channels: tuple = (16, 32),
-                     context_layers: int = 0, embed_dim: int = 32, hidden: int = 64, attention_dim: int = 32, coordinates: bool = True,
+                     context_layers: int = 0, embed_dim: int = 32, hidden: int = 64, attention_dim: int = 32,
+                     coordinates: bool = True,
                      gate: bool = True, dtype=jnp.float32, name: str = "show_attend_tell") -> Captioner:
     """Xu et al. (2015)'s soft-attention captioner (module docstring).
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fnnet import gradcheck
-from fnnet.functional.spectral import frame, num_frames, spectrogram, stft, window
+from fnnet.functional.spectral import frame_signal, num_frames, spectrogram, stft, window_function
 
 
 def np_stft(x, n_fft, hop, win, center):
@@ -53,7 +53,7 @@ def test_spectrogram_equals_scipy(x64):
     x = np.random.default_rng(2).normal(size=(2, 300))
     n_fft, hop = 64, 24
     win = signal.get_window("hann", n_fft)
-    np.testing.assert_allclose(window("hann", n_fft, jnp.float64), win, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(window_function("hann", n_fft, jnp.float64), win, rtol=1e-12, atol=1e-15)
     _, _, z = signal.stft(x, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary=None,
                           padded=False, detrend=False)
     ref = np.swapaxes(z, -1, -2) * win.sum()                      # scipy scales frames by 1 / sum(w)
@@ -66,11 +66,11 @@ def test_spectrogram_equals_scipy(x64):
 
 def test_frame_and_jit_vmap():
     x = np.arange(20.0, dtype=np.float32)
-    f = np.asarray(frame(jnp.asarray(x), 6, 4))
+    f = np.asarray(frame_signal(jnp.asarray(x), 6, 4))
     np.testing.assert_array_equal(f, np.stack([x[i:i + 6] for i in range(0, 15, 4)]))
     xs = np.random.default_rng(3).normal(size=(4, 128)).astype(np.float32)
     fn = jax.jit(jax.vmap(lambda s: spectrogram(s, 32, 8, log=True)))
-    ref = np.log(np.abs(np.stack([np_stft(s.astype(np.float64), 32, 8, np.asarray(window("hann", 32)), True)
+    ref = np.log(np.abs(np.stack([np_stft(s.astype(np.float64), 32, 8, np.asarray(window_function("hann", 32)), True)
                                   for s in xs])) ** 2 + 1e-10)
     np.testing.assert_allclose(fn(jnp.asarray(xs)), ref, rtol=2e-4, atol=2e-4)
 
