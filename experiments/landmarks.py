@@ -6,8 +6,7 @@ an object is present (``p_c``), its box ``(b_x, b_y, b_w, b_h)``, the positions 
 noise and clutter; 80% hold one cartoon face (a skin-coloured ellipse 10 to 20 pixels
 wide, tilted up to 25 degrees, with two dark eyes, a nose and a mouth), the rest none.
 The five landmarks are MTCNN's: left eye, right eye, nose tip, left and right mouth
-corners. The class is the face's expression (smiling or frowning mouth), so the class
-term is not trivial.
+corners. The class is the face's expression (smiling or frowning mouth).
 
 The network (channels-last ``fnnet.nn``): three 3x3 conv / batch-norm / ReLU blocks
 with 2x2 max-pools, a dense layer of 128 and
@@ -19,7 +18,14 @@ is present).
 
 Shows: the same network that classifies also regresses the box and the landmarks;
 the error is reported in pixels on held-out faces.
-Full run: see the measured numbers below.
+
+Full run (default config: 6,000 training images, 2,000 steps of 64, 157,089 params;
+307 s wall on 2 CPU cores shared at load average ~12, 290 s of it training): on the
+1,000 held-out images (800 faces) presence accuracy 99.5%, mean landmark error 1.79
+pixels (0.31 of the inter-ocular distance), box centre error 1.47 pixels, mean box
+IoU 0.757 (97.0% of boxes above 0.5). The expression is barely learned: class
+accuracy 58.3% (chance 50%); the mouth's bend is 2 to 4 pixels on these faces and the
+class term is a small share of the loss.
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ from fnnet.train.config import check_config, require
 from fnnet.vision.boxes import box_iou
 from fnnet.vision.detection import localization_head, localization_loss
 
-CPU_SECONDS = 120  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 307  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 CLASSES = ("smiling", "frowning")
@@ -51,7 +57,7 @@ class Config:
     test_images: int = 1000         # held-out images
     face_fraction: float = 0.8      # share of images holding a face
     noise: float = 0.05             # standard deviation of the pixel noise
-    width: int = 32                 # channels of the first conv block (then 2x, 4x)
+    width: int = 16                 # channels of the first conv block (then 2x, 4x)
     steps: int = 2000               # optimizer steps
     batch_size: int = 64            # images per step
     learning_rate: float = 2e-3     # peak Adam learning rate (cosine decay)
@@ -103,7 +109,7 @@ def render_faces(n: int, seed: int, config: Config):
                 canvas[(u - pu) ** 2 + (v - pv) ** 2 <= (0.14 * a + 0.5) ** 2] = 0.05
             canvas[(u - marks[2][0]) ** 2 + (v - marks[2][1]) ** 2 <= (0.1 * a + 0.5) ** 2] = (0.7, 0.3, 0.2)
             # mouth: a parabola through both corners, bending down (smile) or up (frown)
-            depth = 0.18 * b * (1 if smiling else -1)
+            depth = 0.3 * b * (1 if smiling else -1)
             t = u / (0.4 * a)
             curve = 0.5 * b + depth * (1 - t ** 2)            # the corners at v = b / 2
             mouth = (np.abs(t) <= 1) & (np.abs(v - curve) <= 0.06 * b + 0.6)

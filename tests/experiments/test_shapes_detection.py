@@ -31,6 +31,20 @@ def test_boxes_are_the_pixel_extent_of_each_shape():
     np.testing.assert_array_equal(again, images[:5])                     # a pure function of the seed
 
 
+def test_default_scenes_hold_one_to_four_disjoint_objects():
+    config = shapes_detection.Config()
+    _, scenes = shapes_detection.render_scenes(60, 5, config)
+    counts = [len(labels) for _, labels in scenes]
+    assert min(counts) >= 1 and max(counts) <= 4 and len(set(counts)) >= 3
+    for boxes, _ in scenes:
+        for i in range(len(boxes)):
+            for j in range(i):
+                a, b = boxes[i], boxes[j]
+                overlap_w = min(a[2], b[2]) - max(a[0], b[0])
+                overlap_h = min(a[3], b[3]) - max(a[1], b[1])
+                assert overlap_w <= 0 or overlap_h <= 0            # max_overlap=0: disjoint boxes
+
+
 def test_bad_config_raises():
     with pytest.raises(ValueError, match="expected steps > 0, got 0"):
         shapes_detection.Config(steps=0)
