@@ -17,9 +17,10 @@ Held-out scenes (another seed) are captioned free-running by greedy decoding and
 beam search, and scored with fnnet's corpus BLEU-4 (``fnnet.text.bleu.corpus_bleu``,
 words as tokens, both references of each scene).
 
-Shows: the decoder learns the grammar and reads colour, shape and relation from the
-attended cells; the attention maps (per generated word) move between the two objects'
-neighbourhoods (the context convolutions spread each object over nearby cells).
+Shows: the decoder learns the grammar and reads colour, shape and relation through
+attention over the grid; the per-word attention maps (the figure) shift between the
+regions of the two objects, spread over neighbouring cells (the context convolutions
+give every cell a view of its surroundings, so attention need not sit on the object).
 Full run (6,000 training scenes, 8 epochs of batches of 32, 102,964 params; 605 s wall
 on 2 shared CPU cores at load average ~15, 568 s of it training): corpus BLEU-4 0.941
 greedy and 0.953 beam search (width 3) on the 500 held-out scenes (seed 1), exact
