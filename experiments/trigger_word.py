@@ -12,8 +12,7 @@ frames, stride 2: the course's 5,511 -> 1,375 steps becomes 2,497 -> 1,247, so t
 labelled steps last 0.40 s, the course's 0.36 s) -> batch norm -> ReLU -> two GRU layers
 of 32 -> a dense logit per step (sigmoid in the loss). Trained by ``fnnet.train.fit``
 with Adam on the mean binary cross-entropy per step. Narrower than the course (196
-filters, GRUs of 128) for the CPU: a first try with 64 filters over 15 frames of a finer
-spectrogram (hop 8) and GRUs of 48 took ~10 s per step of 32 clips here, this one ~0.7 s.
+filters, GRUs of 128) to keep the run to minutes on a shared CPU.
 
 Held-out clips (another seed) are scored two ways: per step (F1 of ``p > 0.5`` against
 the labels, precision and recall over all steps) and per event (a run of consecutive
