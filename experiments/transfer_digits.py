@@ -21,7 +21,28 @@ initialisation, new head and batch order. The ``k`` examples per class are one d
 (from ``seed``) shared by the members, so the spread is over training randomness, not
 over which examples were labelled.
 
-MEASURED_PLACEHOLDER
+Full run (5 seeds, 300 steps per method and k, batches of up to 32 with augmentation;
+537 s wall on 2 CPU cores shared at a load average of ~12): pretraining reaches
+98.4-99.1% on the test digits 0-4. Test accuracy (%) on the 451 test digits 5-9, mean
+and standard deviation over the 5 seeds:
+
+==========  ===========  ===========  ===========  ===========
+k           frozen       frozen_conv  finetune     scratch
+==========  ===========  ===========  ===========  ===========
+1           56.8 +- 9.6  75.0 +- 2.8  74.2 +- 3.3  71.7 +- 3.8
+5           82.8 +- 1.2  96.1 +- 1.2  95.9 +- 0.7  95.8 +- 0.8
+20          83.1 +- 2.8  94.1 +- 5.9  95.2 +- 0.5  95.2 +- 1.5
+all (~89)   87.7 +- 2.7  98.1 +- 0.3  98.0 +- 0.6  97.9 +- 1.2
+==========  ===========  ===========  ===========  ===========
+
+Transfer helps only with one example per class (frozen convolutions or fine-tuning
+3.3 and 2.5 points above scratch, within about one standard deviation); from 5
+examples per class a LeNet-5 trained from scratch with augmentation is as good, since
+the 8x8 digits are easy. Freezing everything up to F6 hurts at every k: the 84 F6
+features of a 0-4 network do not separate 5-9 (the new output layer's training loss
+stays at 0.28-0.69 against 0.03-0.17 for the others). ``frozen_conv`` at k = 20 has one
+seed at 83.6% (the others 96.2-97.6%). Every frozen layer was checked bit-identical
+to its pretrained value after training.
 """
 from __future__ import annotations
 
@@ -38,7 +59,7 @@ from fnnet.models import lenet5
 from fnnet.optim import freeze
 from fnnet.train.config import check_config
 
-CPU_SECONDS = 200  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 537  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 # lenet5(variant="classic") children: C1 "0", C3 "3", C5 "7", F6 "9", output "11"
 FROZEN = {"frozen": ("0", "3", "7", "9"),       # C1-F6 frozen, a new output layer
