@@ -21,8 +21,9 @@ Shows: the decoder learns the grammar and reads colour, shape and relation throu
 attention over the grid; the per-word attention maps (the figure) shift between the
 regions of the two objects, spread over neighbouring cells (the context convolutions
 give every cell a view of its surroundings, so attention need not sit on the object).
-Full run (6,000 training scenes, 8 epochs of batches of 32, 102,964 params; 605 s wall
-on 2 shared CPU cores at load average ~15, 568 s of it training): corpus BLEU-4 0.941
+Full run (6,000 training scenes, 8 epochs of batches of 32, 102,964 params; 288 s wall
+by ``fnnet run`` on 2 shared CPU cores at load average ~10, 274 s of it training; 605 s
+at load ~15, the same numbers): corpus BLEU-4 0.941
 greedy and 0.953 beam search (width 3) on the 500 held-out scenes (seed 1), exact
 caption 78.6% greedy and 82.6% beam; teacher-forced word accuracy 0.924 (goal BLEU-4
 >= 0.9: met). The remaining errors are mostly a shape confused (cross or triangle,
@@ -45,7 +46,7 @@ from fnnet.text.beam_search import beam_search, greedy_decode
 from fnnet.text.bleu import corpus_bleu
 from fnnet.train.config import check_config, require
 
-CPU_SECONDS = 605  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 288  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 MAX_LEN = 11     # the longest caption (10 words) and <end>
 
