@@ -79,10 +79,12 @@ class Config:
     batch_size: int = 32                   # images per step (fewer when fewer are labelled)
     max_shift: int = 3                     # random translation of training images (0: none)
     max_degrees: float = 10.0              # random rotation (0: none)
+    methods: tuple[str, ...] = METHODS     # which ways to train the new task
 
     def __post_init__(self):
         check_config(self, positive=("seeds", "pretrain_epochs", "steps", "learning_rate", "batch_size"),
-                     nonnegative=("seed", "shots", "max_shift", "max_degrees"), nonempty=("shots",))
+                     nonnegative=("seed", "shots", "max_shift", "max_degrees"), nonempty=("shots", "methods"),
+                     choices={"methods": METHODS})
 
 
 def load():
@@ -160,6 +162,8 @@ def run(config: Config) -> dict:
         fresh_params, fresh_state = population(10 + i)
         row = {"shots": k if k else "all", "labelled": int(len(idx))}
         for j, method in enumerate(METHODS):
+            if method not in config.methods:
+                continue
             if method == "scratch":
                 p0, s0, net, opt = fresh_params, fresh_state, model, optim.adam(config.learning_rate)
             else:                                   # pretrained features, a new head
@@ -195,6 +199,8 @@ def plot(result: dict, out_dir: str) -> list:
     labels = [str(r["shots"]) for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     for m, method in enumerate(METHODS):
+        if method not in rows[0]:
+            continue
         means = [r[method]["mean"] for r in rows]
         stds = [r[method]["std"] for r in rows]
         ax.errorbar(np.arange(len(rows)) + (m - 1.5) * 0.07, means, yerr=stds, marker="o", capsize=3, label=method)

@@ -24,16 +24,20 @@ def test_bad_config_raises():
         transfer_digits.Config(steps=0)
     with pytest.raises(ValueError, match="shots"):
         transfer_digits.Config(shots=(1, -5))
+    with pytest.raises(ValueError, match="methods"):
+        transfer_digits.Config(methods=("frozen", "linear_probe"))
 
 
 def test_reduced_run_table():
-    config = transfer_digits.Config(seeds=2, shots=(2,), pretrain_epochs=2, steps=20, max_shift=0, max_degrees=0)
+    config = transfer_digits.Config(seeds=2, shots=(2,), pretrain_epochs=2, steps=20, max_shift=0, max_degrees=0,
+                                    methods=("frozen", "scratch"))
     r = transfer_digits.run(config)
     assert r["n_test_5_9"] > 400 and len(r["pretrain_test_accuracy_0_4"]) == 2
     assert min(r["pretrain_test_accuracy_0_4"]) > 50.0          # 5 classes: chance is 20%
     (row,) = r["table"]
     assert row["shots"] == 2 and row["labelled"] == 10
-    for method in transfer_digits.METHODS:
+    assert "finetune" not in row and "frozen_conv" not in row
+    for method in ("frozen", "scratch"):
         seeds = row[method]["seeds"]
         assert len(seeds) == 2 and all(0.0 <= a <= 100.0 for a in seeds)
         assert row[method]["mean"] == pytest.approx(np.mean(seeds), abs=0.01)
