@@ -202,6 +202,7 @@ def freeze_layers(optimizer: GradientTransformation, frozen: MaskLike) -> Gradie
     """
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(f"freeze_layers: expected a gradient transformation, got {type(optimizer).__name__}")
+
     def frozen_mask(tree):      # resolved (and checked) while tracing init and update
         return _resolve(frozen, tree, "freeze_layers")
 
