@@ -41,8 +41,8 @@ def test_bad_config_raises():
 
 def test_reduced_run_against_independent_baselines():
     skd = pytest.importorskip("sklearn.decomposition")
-    config = fv.Config(num_seeds=2, channels=(8,), embedding_dim=32, steps=4, eval_every=2, batch_size=60,
-                       pca_components=20)
+    config = fv.Config(num_seeds=2, channels=(8,), embedding_dim=32, steps=4, eval_every=4, batch_size=60,
+                       pca_components=20, fisher_pca_components=20)
     result = fv.run(config)
 
     # the baselines, recomputed on the same images with NumPy loops, sklearn's PCA and AUC
@@ -71,3 +71,4 @@ def test_reduced_run_against_independent_baselines():
     curve = result["roc_curves"]["convnet"]
     assert curve["fpr"][0] == 0.0 and curve["tpr"][-1] == 1.0 and np.all(np.diff(curve["tpr"]) >= 0)
     assert len(result["embedding_map"]) == 100
+    assert 0.1 <= result["ensemble"]["one_shot_accuracy"] <= 1 and 0.5 <= result["ensemble"]["roc_auc"] <= 1
