@@ -125,7 +125,7 @@ def encode_yolo_targets(boxes, labels, valid=None, *, grid_shape, stride: float,
     name = "encode_yolo_targets"
     gh, gw = _grid(name, grid_shape)
     stride = _positive(name, "stride", stride)
-    anchors = jnp.asarray(_anchors(name, anchor_sizes), jnp.float32)
+    anchors = _anchors(name, anchor_sizes)
     num_classes = int(_positive(name, "num_classes", num_classes))
     check_boxes(boxes, name)
     boxes = jnp.asarray(boxes)
@@ -140,6 +140,14 @@ def encode_yolo_targets(boxes, labels, valid=None, *, grid_shape, stride: float,
     valid = jnp.ones((n,), bool) if valid is None else jnp.asarray(valid, bool)
     if valid.shape != (n,):
         raise ValueError(f"{name}: expected valid of shape ({n},), got {valid.shape}")
+    return _encode(boxes, jnp.asarray(labels), valid, (gh, gw), float(stride),
+                   tuple(map(tuple, anchors.tolist())), num_classes)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+def _encode(boxes, labels, valid, grid_shape, stride, anchor_sizes, num_classes):
+    (gh, gw), n = grid_shape, boxes.shape[0]
+    anchors = jnp.asarray(anchor_sizes, jnp.float32)
     a = len(anchors)
     centre = box_convert(boxes, "xyxy", "cxcywh")
     gx, gy = centre[:, 0] / stride, centre[:, 1] / stride

@@ -175,6 +175,7 @@ def test_convolutional_sliding_window_equals_the_crop_loop(x64, rng):
         h = features(crops).reshape(len(crops), -1)
         return F.dense(jax.nn.relu(F.dense(h, w2, b2)), w3, b3)
 
+    @jax.jit
     def convolutional(images):                  # (B, H, W, 2) -> (B, oh, ow, 3)
         h = jax.nn.relu(F.conv(features(images), dense_to_conv(w2, (4, 4)), b2))
         return F.conv(h, dense_to_conv(w3, 1), b3)
