@@ -33,9 +33,9 @@ def test_bad_config_raises():
 
 
 def test_reduced_run_learns():
-    config = landmarks.Config(train_images=256, test_images=64, steps=40, log_every=20, width=8)
+    config = landmarks.Config(train_images=128, test_images=48, steps=24, log_every=12, width=8)
     result = landmarks.run(config)
     hist = result["history"]
     assert len(hist) == 2 and hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
-    assert result["test_faces"] > 30 and result["landmark_error_px"] < config.image_size
+    assert result["test_faces"] > 25 and result["landmark_error_px"] < config.image_size
     assert set(result["landmark_error_px_each"]) == set(landmarks.LANDMARKS)

@@ -58,7 +58,7 @@ def test_bad_config_raises():
 
 def test_reduced_run_trains_and_agrees_with_pycocotools():
     pytest.importorskip("pycocotools")
-    config = shapes_detection.Config(train_scenes=256, test_scenes=40, steps=40, log_every=20, warmup_steps=5,
+    config = shapes_detection.Config(train_scenes=128, test_scenes=24, steps=24, log_every=12, warmup_steps=4,
                                      width=8, plot_scenes=2)
     result = shapes_detection.run(config)
     hist = result["history"]
