@@ -22,7 +22,7 @@ attention over the grid; the per-word attention maps (the figure) shift between 
 regions of the two objects, spread over neighbouring cells (the context convolutions
 give every cell a view of its surroundings, so attention need not sit on the object).
 Full run (6,000 training scenes, 8 epochs of batches of 32, 102,964 params; 288 s wall
-by ``fnnet run`` on 2 shared CPU cores at load average ~10, 274 s of it training; 605 s
+by ``fnnet run`` on 2 shared CPU cores at load average ~12, 274 s of it training; 605 s
 at load ~15, the same numbers): corpus BLEU-4 0.941
 greedy and 0.953 beam search (width 3) on the 500 held-out scenes (seed 1), exact
 caption 78.6% greedy and 82.6% beam; teacher-forced word accuracy 0.924 (goal BLEU-4
