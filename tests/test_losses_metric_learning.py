@@ -168,13 +168,13 @@ def test_batch_hard_matches_loop_over_all_triplets(rng, p, squared, margin):
 
 
 def test_mining_gradients(x64, rng):
-    e = jnp.asarray(rng.normal(size=(len(LABELS), 3)))
-    y = jnp.asarray(LABELS)
+    e = jnp.asarray(rng.normal(size=(6, 2)))
+    y = jnp.asarray(LABELS[:6])                  # a pair, a triple and a singleton
     gradcheck.check_gradients(lambda v: losses.batch_hard_triplet_loss(v, y, margin=0.5), e)
     gradcheck.check_gradients(lambda v: losses.batch_all_triplet_loss(v, y, margin=0.5, average="all"), e)
     gradcheck.check_gradients(lambda v: losses.batch_hard_triplet_loss(v, y, margin=None, squared=True), e)
     # all embeddings at one point: every distance is zero and the gradient is finite (0)
-    g = jax.grad(lambda v: losses.batch_hard_triplet_loss(v, y, margin=0.5))(jnp.zeros((len(LABELS), 3)))
+    g = jax.grad(lambda v: losses.batch_hard_triplet_loss(v, y, margin=0.5))(jnp.zeros((6, 2)))
     np.testing.assert_array_equal(g, 0.0)
 
 
