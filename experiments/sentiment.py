@@ -25,11 +25,25 @@ Kim (2014), widths 3/4/5, 100 maps each, dropout 0.5. Embeddings (100-d):
   "non-static");
 - ``word2vec_frozen``: the same table kept fixed (Kim's "static").
 
-200 sentences are few: expect accuracies a little above chance, with a spread of about
-10 points over folds. The Lee corpus is news text, and covers only part of the review
-vocabulary (``coverage`` in the result).
+Full run (default config: fnnet's word2vec, seed 0, one member per fold, 20 epochs;
+545 s wall on 2 shared CPU cores, the CNN 460 s of it): vocabulary 1,645 words, sentences
+up to 43 tokens; the Lee vectors cover 40% of the words and 68% of the tokens. Held-out
+accuracy, mean +- sd over the 10 folds (20 sentences each):
 
-Full run: see the module constant ``RESULT`` summary below.
+| model | scratch | word2vec | word2vec_frozen |
+|---|---|---|---|
+| v1 (mean + softmax) | 58.5 +- 9.5% | 54.5 +- 7.9% | 46.5 +- 8.1% |
+| v2 (2-layer LSTM) | 52.0 +- 10.3% | 53.5 +- 12.3% | 44.5 +- 15.4% |
+| Kim CNN | 49.0 +- 9.7% | 46.5 +- 9.5% | 51.0 +- 8.0% |
+| bag-of-words logistic regression (sklearn) | 55.5 +- 7.6% | | |
+
+Every model fits its 180 training sentences (training accuracy 100%; with the frozen
+table v2 99.7% and v1 74%), and none is distinguishable from chance on the held-out
+ones (a fold's sd is 11 points at 50%): 200 sentences are far too few (Kim 2014
+reports 76.1-81.5% on the 10,662 sentences of the full movie-review set), and the Lee
+news vectors carry no sentiment (frozen, they do no better than chance). The reference
+bag-of-words model is in the same band; with the fold seeds 0, 1, 2 it gives 55.5%,
+59.0%, 58.0%.
 """
 from __future__ import annotations
 
@@ -47,7 +61,7 @@ from fnnet.models.text_classifiers import emojify_v1, emojify_v2, text_cnn
 from fnnet.train.config import check_config
 from fnnet.train.population import fit_population
 
-CPU_SECONDS = 600  # a default run on 2 CPU cores; `fnnet list` shows it
+CPU_SECONDS = 545  # a default run on 2 CPU cores; `fnnet list` shows it
 
 MODELS = ("v1", "v2", "cnn")
 INITS = ("scratch", "word2vec", "word2vec_frozen")
@@ -59,8 +73,8 @@ class Config:
     models: tuple[str, ...] = MODELS     # which classifiers: "v1", "v2", "cnn"
     inits: tuple[str, ...] = INITS       # embedding starts: "scratch", "word2vec", "word2vec_frozen"
     folds: int = 10                      # stratified cross-validation folds
-    seeds: int = 3                       # members trained per fold (one population program)
-    epochs: int = 30                     # passes over a fold's training sentences
+    seeds: int = 1                       # members trained per fold (one population program)
+    epochs: int = 20                     # passes over a fold's training sentences
     batch_size: int = 20                 # sentences per step
     embed_dim: int = 100                 # embedding width (the word2vec vectors')
     learning_rate_v1: float = 0.01       # Adam rate of v1
@@ -193,10 +207,10 @@ def run(config: Config) -> dict:
                                         keys=jax.random.split(jax.random.fold_in(k, 1), config.seeds),
                                         batch_size=config.batch_size, epochs=config.epochs,
                                         dev_data=(ids[test], labels[test]), metrics={"accuracy": accuracy},
-                                        progress=False)
-                last = fitted.history[-1]
-                fold_acc.append(float(np.mean(last["dev_accuracy"])))
-                fold_train.append(float(np.mean(last["train_accuracy"])))
+                                        train_metrics=False, progress=False)
+                fold_acc.append(float(np.mean(fitted.history[-1]["dev_accuracy"])))
+                logits = jax.vmap(lambda p, s: model.apply(p, s, ids[train])[0])(fitted.params, fitted.state)
+                fold_train.append(float(np.mean(np.argmax(np.asarray(logits), -1) == labels[train][None])))
             per_fold[f"{name}/{init}"] = fold_acc
             rows.append({"model": name, "init": init, "accuracy_mean": float(np.mean(fold_acc)),
                          "accuracy_std": float(np.std(fold_acc)), "train_accuracy_mean": float(np.mean(fold_train)),
