@@ -17,8 +17,8 @@ The corpus is 300 news articles (58k tokens): many of the paper's words are miss
 and the rarer ones have noisy vectors, so the direction is weaker than on Google News.
 The result lists the words that were missing (``missing_*``).
 
-Full run (fnnet's word2vec, seed 0; 53 s wall on 2 CPU cores shared at load ~15, 42 s of
-it word2vec): vocabulary 3,955; 6 of the 10 definitional pairs are in it (missing:
+Full run (fnnet's word2vec, seed 0; 8 s wall on 2 quiet CPU cores, 53 s when shared at
+load ~15): vocabulary 3,955; 6 of the 10 definitional pairs are in it (missing:
 mary, herself, daughter, gal); the first principal component explains 35% of the
 pair differences (then 27%, 19%: on this corpus it does not dominate as in the paper),
 and its cosine with the mean difference is 0.79. 33 of the 45 occupations are in the
@@ -31,7 +31,7 @@ projection is below 4e-8. Equalising 10 pairs gives each pair mirror projections
 distances to every neutralised occupation (gap 1e-7 or less, from 0.05-0.15 before);
 it keeps each pair's order along ``g``, so the 3 pairs whose female word projected
 below its male word (woman/man, girl/boy, actress/actor) end with the female word on
-the male side. With gensim's vectors (``vectors="gensim"``, 41 s) the picture is the
+the male side. With gensim's vectors (``vectors="gensim"``) the picture is the
 same: first component 43%, mean |projection| 0.122, 23 of 33 towards "she".
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ from fnnet.text.debias import bias_direction, definitional_pca, equalize, neutra
 from fnnet.text.vectors import WordVectors
 from fnnet.train.config import check_config
 
-CPU_SECONDS = 53  # a default run on 2 CPU cores; `fnnet list` shows it
+CPU_SECONDS = 8  # a default run on 2 CPU cores; `fnnet list` shows it
 
 # Bolukbasi et al.'s ten definitional pairs (female first: g points towards "she")
 DEFINITIONAL = (("she", "he"), ("her", "his"), ("woman", "man"), ("mary", "john"), ("herself", "himself"),
