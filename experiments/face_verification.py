@@ -45,9 +45,9 @@ the issue's numbers: raw pixels 0.833 one-shot (the same at full size) and AUC 0
 0.878 and 0.972; with the textbook ``N - C = 270`` PCA dimensions the LDA overfits the
 30 training subjects (0.29 one-shot, AUC 0.69 at full size).
 
-Full default run (5 seeds x 1,200 steps as one program; 605 s wall on 2 CPU cores
-shared with other jobs at load average 12-17, 559 s of it training; the same
-per-seed numbers bit for bit in two runs), on the unseen subjects 31-40:
+Full default run (5 seeds x 1,200 steps as one program; 148 s wall on 2 CPU cores at
+load average ~2, 134 s of it training; 605 s at load 12-17; the same numbers bit for
+bit in three runs), on the unseen subjects 31-40:
 
 | method | one-shot accuracy | pair ROC AUC |
 |---|---|---|
@@ -83,7 +83,7 @@ from fnnet.data import augment
 from fnnet.train.config import check_config, require
 from fnnet.train.population import fit_population
 
-CPU_SECONDS = 605  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 148  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 TRAIN_SUBJECTS = 30          # subjects 1-30 train; 31-40 are never seen in training
 GOAL = {"one_shot_accuracy": 0.95, "roc_auc": 0.99}
