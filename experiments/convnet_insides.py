@@ -40,9 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnnet import losses, metrics, nn, optim, train
-from fnnet.data import augment
-from fnnet.models import lenet5
+from fnnet import nn
 from fnnet.train.config import check_config, require
 from fnnet.vision import explain
 from fnnet.vision.features import layer_outputs
@@ -86,29 +84,13 @@ def _lenet_digits():
 
 
 def train_lenet(config: Config):
-    """lenet_digits' training (data, model, optimizer, augmentation hook) for ``epochs``."""
+    """lenet_digits' training (data, model, optimizer, augmentation hook) for ``epochs``:
+    ``(model, fitted, (x_test, y_test))``."""
     ld = _lenet_digits()
     ld_config = ld.Config(seed=config.seed, epochs=config.epochs, learning_rate=config.learning_rate,
                           batch_size=config.batch_size, max_shift=config.max_shift,
                           max_degrees=config.max_degrees, max_train=config.max_train)
-    x_train, y_train, x_test, y_test = ld.load(ld_config)
-    model = lenet5(num_classes=10, variant="classic")
-    key = jax.random.key(config.seed)
-    params, state = model.init(jax.random.fold_in(key, 0), x_train[:1])
-    steps_per_epoch = x_train.shape[0] // config.batch_size
-    opt = optim.adam(optim.cosine_decay_schedule(config.learning_rate, config.epochs * steps_per_epoch))
-    augs = []
-    if config.max_shift:
-        augs.append(lambda k, x: augment.random_translate(k, x, config.max_shift))
-    if config.max_degrees:
-        augs.append(lambda k, x: augment.random_rotate(k, x, config.max_degrees))
-    augmentation = augment.compose(*augs)
-    fitted = train.fit(model, losses.softmax_cross_entropy_with_integer_labels, opt, params, state,
-                       (x_train, y_train), key=jax.random.fold_in(key, 1), epochs=config.epochs,
-                       batch_size=config.batch_size, drop_last=True,
-                       batch_hook=(lambda xb, yb, k: (augmentation(k, xb), yb)) if augs else None,
-                       dev_data=(x_test, y_test), metrics={"accuracy": metrics.accuracy}, train_metrics=False,
-                       progress=False)
+    model, fitted, (_, _, x_test, y_test) = ld.train_lenet(ld_config, progress=False)
     return model, fitted, (x_test, y_test)
 
 

@@ -78,7 +78,9 @@ def load(config: Config):
     return tuple(map(jnp.asarray, (x_train, y_train, x_test, y_test)))
 
 
-def run(config: Config) -> dict:
+def train_lenet(config: Config, progress: bool | None = None):
+    """LeNet-5 trained on the digits as ``config`` says: ``(model, fitted, (x_train,
+    y_train, x_test, y_test))`` with ``fitted`` the ``fnnet.train.FitResult``."""
     x_train, y_train, x_test, y_test = load(config)
     model = lenet5(num_classes=10, variant="classic")
     key = jax.random.key(config.seed)
@@ -100,7 +102,13 @@ def run(config: Config) -> dict:
                        (x_train, y_train), key=jax.random.fold_in(key, 1), epochs=config.epochs,
                        batch_size=b, drop_last=True, batch_hook=hook if augs else None,
                        dev_data=(x_test, y_test), metrics={"accuracy": metrics.accuracy},
-                       train_metrics=False)
+                       train_metrics=False, progress=progress)
+    return model, fitted, (x_train, y_train, x_test, y_test)
+
+
+def run(config: Config) -> dict:
+    model, fitted, (x_train, y_train, x_test, y_test) = train_lenet(config)
+    state, n = fitted.state, x_train.shape[0]
     history = [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_loss": h["dev_loss"],
                 "test_accuracy": 100 * h["dev_accuracy"]} for h in fitted.history]
     params = fitted.params
