@@ -132,14 +132,19 @@ def load_tiny_shakespeare() -> str:
     """The Tiny Shakespeare corpus (1,115,394 characters, 65 distinct) of char-rnn and
     nanoGPT, from the copy bundled with fnnet; raises ``OSError`` if its sha256 is not
     :data:`TINY_SHAKESPEARE_SHA256`."""
-    path = os.path.join(os.path.dirname(__file__), "bundled", "tinyshakespeare.txt")
+    return _bundled_bytes("load_tiny_shakespeare", "tinyshakespeare.txt",
+                          TINY_SHAKESPEARE_SHA256).decode("utf-8")
+
+
+def _bundled_bytes(who: str, name: str, sha256: str) -> bytes:
+    """The bytes of ``bundled/name``; ``OSError`` unless their sha256 is ``sha256``."""
+    path = os.path.join(os.path.dirname(__file__), "bundled", name)
     with open(path, "rb") as f:
         raw = f.read()
     digest = hashlib.sha256(raw).hexdigest()
-    if digest != TINY_SHAKESPEARE_SHA256:
-        raise OSError(f"load_tiny_shakespeare: {path} has sha256 {digest}, expected "
-                      f"{TINY_SHAKESPEARE_SHA256}: the bundled file is damaged")
-    return raw.decode("utf-8")
+    if digest != sha256:
+        raise OSError(f"{who}: {path} has sha256 {digest}, expected {sha256}: the bundled file is damaged")
+    return raw
 
 
 ORL_FACES_SHA256 = "13fddc05e2ba0acd422e31486726421cb705ada132599eaefc9075fa389953dc"
@@ -160,18 +165,12 @@ def load_orl_faces():
       counted from 1 as in the original file names ``sX/i.pgm``); y int32 ``(400,)``,
       the subject ``X - 1`` in 0..39.
     """
-    path = os.path.join(os.path.dirname(__file__), "bundled", "orl_faces.npz")
-    with open(path, "rb") as f:
-        raw = f.read()
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != ORL_FACES_SHA256:
-        raise OSError(f"load_orl_faces: {path} has sha256 {digest}, expected "
-                      f"{ORL_FACES_SHA256}: the bundled file is damaged")
+    raw = _bundled_bytes("load_orl_faces", "orl_faces.npz", ORL_FACES_SHA256)
     import io
     with np.load(io.BytesIO(raw)) as archive:
         images = archive["images"]
     if images.shape != (40, 10, 112, 92) or images.dtype != np.uint8:
-        raise OSError(f"load_orl_faces: expected images uint8 (40, 10, 112, 92) in {path}, got "
+        raise OSError(f"load_orl_faces: expected images uint8 (40, 10, 112, 92) in bundled/orl_faces.npz, got "
                       f"{images.dtype} {images.shape}")
     x = images.reshape(400, 112, 92).astype(np.float32)
     y = np.repeat(np.arange(40, dtype=np.int32), 10)
