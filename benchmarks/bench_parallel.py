@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import time
 
@@ -42,22 +41,6 @@ from fnnet import parallel as par  # noqa: E402
 from fnnet.models.gpt import gpt  # noqa: E402
 
 LOSS = losses.softmax_cross_entropy_with_integer_labels
-BYTES = {"f64": 8, "f32": 4, "bf16": 2, "f16": 2, "s64": 8, "s32": 4, "u32": 4, "s8": 1, "u8": 1, "pred": 1}
-COLLECTIVE = re.compile(r"^\s*(?:ROOT )?%\S+ = (\(.*?\)|\S+) (all-reduce|all-gather|reduce-scatter|all-to-all|"
-                        r"collective-permute)(?:-start)?\(", re.MULTILINE)
-
-
-def collective_bytes(hlo: str) -> dict:
-    """Bytes of the results of each kind of collective in compiled HLO text."""
-    out = {}
-    for shapes, kind in COLLECTIVE.findall(hlo):
-        size = 0
-        for dtype, dims in re.findall(r"(\w+)\[([\d,]*)\]", shapes):
-            size += BYTES.get(dtype, 4) * int(np.prod([int(d) for d in dims.split(",") if d] or [1]))
-        out[kind] = out.get(kind, 0) + size
-    return out
-
-
 def mlp_case():
     model = nn.serial(nn.dense(256, use_bias=False), nn.batch_norm(), nn.relu, nn.dropout(0.1),
                       nn.dense(256), nn.relu, nn.dense(10))
@@ -113,7 +96,7 @@ def step_overhead(case, rounds, reps):
         step = par.make_sharded_train_step(model, LOSS, optimizer, policy, params, state, opt_state)
         args = (*par.shard_state(policy, params, state, opt_state), *par.shard_batch(policy, x, y))
         hlo = step.jitted.lower(*args, jax.random.key(0)).compile().as_text()
-        row[policy.name] = collective_bytes(hlo)
+        row[policy.name] = par.collective_bytes(hlo)
         steps[policy.name] = (step, args)
     dp_step, dp_args = steps["data_parallel"]
     time_steps(one, single_args, 2), time_steps(dp_step, dp_args, 2)  # compile, warm up

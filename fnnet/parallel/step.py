@@ -28,13 +28,20 @@ from __future__ import annotations
 
 from typing import Callable
 
+import re
+
 import jax
 
 from fnnet.parallel.policies import (ShardingPolicy, batch_sharding, check_batch, replicated,
                                      train_state_shardings)
 from fnnet.train.step import make_eval_step, make_train_step
 
-__all__ = ["make_sharded_train_step", "make_sharded_eval_step"]
+__all__ = ["make_sharded_train_step", "make_sharded_eval_step", "collective_bytes"]
+
+_BYTES = {"f64": 8, "f32": 4, "bf16": 2, "f16": 2, "s64": 8, "s32": 4, "u32": 4, "u64": 8, "s16": 2,
+          "u16": 2, "s8": 1, "u8": 1, "pred": 1}
+_COLLECTIVE = re.compile(r"^\s*(?:ROOT )?%\S+ = (\(.*?\)|\S+) (all-reduce|all-gather|reduce-scatter|"
+                         r"all-to-all|collective-permute)(?:-start)?\(", re.MULTILINE)
 
 
 def make_sharded_train_step(model, loss_fn, optimizer, policy: ShardingPolicy, params, state,
@@ -97,3 +104,23 @@ def make_sharded_eval_step(model, policy: ShardingPolicy, params, state, loss_fn
         return jitted(params, state, x, y)
 
     return sharded_eval
+
+
+def collective_bytes(compiled) -> dict[str, int]:
+    """Bytes per device that each kind of collective (``all-reduce``, ``all-gather``,
+    ``reduce-scatter``, ``all-to-all``, ``collective-permute``) produces in one run of a
+    compiled program: the sum of its result shapes. ``compiled`` is a
+    ``jax.stages.Compiled`` (``jax.jit(f).lower(...).compile()``) or its HLO text. Data
+    parallel training all-reduces the gradient bytes (plus batch-norm sums), once per
+    step."""
+    text = compiled if isinstance(compiled, str) else compiled.as_text()
+    out: dict[str, int] = {}
+    for shapes, kind in _COLLECTIVE.findall(text):
+        size = 0
+        for dtype, dims in re.findall(r"(\w+)\[([\d,]*)\]", shapes):
+            count = 1
+            for d in dims.split(","):
+                count *= int(d) if d else 1
+            size += _BYTES.get(dtype, 4) * count
+        out[kind] = out.get(kind, 0) + size
+    return out

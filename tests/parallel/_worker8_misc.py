@@ -125,6 +125,18 @@ def fit_with_policies():
     facts["fit_specs"] = specs
 
 
+def collectives():
+    """Collective bytes per step of the data-parallel and fully sharded MLP steps."""
+    model, loss_fn, optimizer, params, state, opt_state = programs.setup("mlp")
+    x, y = programs.data("mlp")
+    out = {}
+    for policy in (par.data_parallel(par.make_mesh(8)), par.fully_sharded(par.make_mesh(8))):
+        step = par.make_sharded_train_step(model, loss_fn, optimizer, policy, params, state, opt_state)
+        compiled = step.jitted.lower(params, state, opt_state, x, y, jax.random.key(0)).compile()
+        out[policy.name] = par.collective_bytes(compiled)
+    facts["collectives"] = out
+
+
 def errors():
     """Messages of bad input that needs 8 devices; each must come before any compute."""
     model, loss_fn, optimizer, params, state, opt_state = programs.setup("mlp")
@@ -171,6 +183,7 @@ if __name__ == "__main__":
     if facts["orbax"]:
         checkpoints(os.path.dirname(os.path.abspath(out)))
     fit_with_policies()
+    collectives()
     errors()
     np.savez(out, **arrays)
     with open(out + ".json", "w") as f:

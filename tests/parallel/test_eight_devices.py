@@ -150,3 +150,16 @@ def test_fit_rejects_batches_that_do_not_divide_and_non_policies(worker):
                                         "drop_last=True or another batch_size")
     assert errors["fit_not_a_policy"].startswith("fit: expected a sharding policy as policy")
     assert errors["fit_not_a_policy"].endswith("got Mesh")
+
+
+def test_collective_bytes_of_the_data_parallel_step(worker):
+    """Data parallel all-reduces the gradients once per step: at least the float32 bytes
+    of the params, and no more than that plus the batch-norm sums and the loss; the
+    fully sharded step gathers the sharded weights."""
+    facts = worker[1]["collectives"]
+    params = programs.setup("mlp")[3]
+    param_bytes = 4 * sum(int(np.prod(np.shape(p))) for p in jax.tree.leaves(params))
+    dp = facts["data_parallel"]
+    assert set(dp) == {"all-reduce"}, dp
+    assert param_bytes <= dp["all-reduce"] <= param_bytes + 4 * 64, (dp, param_bytes)
+    assert facts["fully_sharded"].get("all-gather", 0) > 0, facts["fully_sharded"]
