@@ -26,7 +26,8 @@ Kim (2014), widths 3/4/5, 100 maps each, dropout 0.5. Embeddings (100-d):
 - ``word2vec_frozen``: the same table kept fixed (Kim's "static").
 
 Full run (default config: fnnet's word2vec, seed 0, one member per fold, 20 epochs;
-545 s wall on 2 shared CPU cores, the CNN 460 s of it): vocabulary 1,645 words, sentences
+545 and 778 s wall in two runs on 2 shared CPU cores (load 3-10), the CNN 460 and 600 s
+of it; both runs gave the same numbers): vocabulary 1,645 words, sentences
 up to 43 tokens; the Lee vectors cover 40% of the words and 68% of the tokens. Held-out
 accuracy, mean +- sd over the 10 folds (20 sentences each):
 
@@ -61,7 +62,7 @@ from fnnet.models.text_classifiers import emojify_v1, emojify_v2, text_cnn
 from fnnet.train.config import check_config
 from fnnet.train.population import fit_population
 
-CPU_SECONDS = 545  # a default run on 2 CPU cores; `fnnet list` shows it
+CPU_SECONDS = 780  # a default run on 2 CPU cores; `fnnet list` shows it
 
 MODELS = ("v1", "v2", "cnn")
 INITS = ("scratch", "word2vec", "word2vec_frozen")
