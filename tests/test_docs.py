@@ -27,7 +27,8 @@ DOCS = ROOT / "docs"
 # Pages whose examples run (the getting-started guide, the concept pages, attention: all cheap).
 RUNNABLE = ["getting-started.md", "concepts/modules.md", "concepts/keys-and-state.md",
             "concepts/optimizers.md", "attention.md", "detection.md", "style-and-inspection.md",
-            "howto/freeze-layers.md", "word-embeddings.md", "captioning-and-audio.md", "faces.md"]
+            "howto/freeze-layers.md", "word-embeddings.md", "captioning-and-audio.md", "faces.md",
+            "text-classification.md"]
 
 _BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
 
