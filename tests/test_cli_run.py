@@ -414,6 +414,7 @@ BAD = {  # experiment: (field, value, message) for a step or size field
     "mnist1d_gru": ("steps", -5, "expected steps > 0, got -5"),
     "optimizer_paths": ("max_steps", 0, "expected max_steps > 0, got 0"),
     "optimizers_digits": ("epochs", -1, "expected epochs > 0, got -1"),
+    "population": ("epochs", 0, "expected epochs > 0, got 0"),
     "random_search": ("num_configs", 0, "expected num_configs > 0, got 0"),
     "resnet_vs_plain": ("batch_size", 0, "expected batch_size > 0, got 0"),
     "sentiment": ("epochs", 0, "expected epochs > 0, got 0"),
