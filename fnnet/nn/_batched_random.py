@@ -31,8 +31,11 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.extend.core import Literal
-from jax.extend.random import threefry2x32_p
+try:  # public since JAX 0.4.36; older releases evaluate the trace as it is
+    from jax.extend.core import Literal
+    from jax.extend.random import threefry2x32_p
+except ImportError:  # pragma: no cover
+    Literal = threefry2x32_p = None
 
 __all__: list[str] = []
 
