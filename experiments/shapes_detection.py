@@ -26,10 +26,9 @@ Full run (default config: 12,000 training scenes, 4,000 steps of 32, 62,248 para
 on the 500 held-out scenes (1,208 objects) mAP@0.5 0.967 (COCO 101-point; VOC
 all-point 0.970), AP@[.5:.95] 0.684, AP75 0.827, AR100 0.753; per class AP@[.5:.95]
 circle 0.689, square 0.700, triangle 0.664. pycocotools' COCOeval gives the same
-twelve numbers (max difference 0.0). 1,042 s wall (993 s of training, 0.25 s per
-step) on 2 CPU cores shared by other jobs at load average 12 to 15; the process got
-29% of a core (189 s user + 125 s system CPU); a quiet machine was not available to
-time it. ``fit`` runs one dispatch per step here: with ``compile_epochs=True`` the
+twelve numbers (max difference 0.0). 183 s wall on 2 quiet CPU cores (load average
+below 1; 168 s user + 122 s system CPU), the same numbers bit for bit as a run at
+load 12 to 15 that took 1,042 s wall. ``fit`` runs one dispatch per step here: with ``compile_epochs=True`` the
 same steps measured 3 s each instead of 0.25 s (100 steps, same load) on this network.
 With the first setting (objects overlapping up to IoU 0.2, so a shape could hide
 behind another of its colour; 8,000 scenes, 3,000 steps) the same detector reached
@@ -52,7 +51,7 @@ from fnnet.train.config import check_config, require
 from fnnet.vision.detection import encode_yolo_targets, yolo_detect, yolo_loss
 from fnnet.vision.evaluation import evaluate_detections, mean_average_precision
 
-CPU_SECONDS = 1042  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 183  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 CLASSES = ("circle", "square", "triangle")
 COLOURS = ((1.0, 0.15, 0.15), (0.15, 0.85, 0.2), (0.2, 0.35, 1.0))
