@@ -4,24 +4,16 @@ fully sharded runs of a reduced config. The one-device run is the reference: the
 first epoch's losses must agree to float32 rounding, and the collective bytes read from
 the compiled data-parallel step must be the gradient bytes (the params' float32 size,
 counted here from the parameter count) plus the batch-norm sums."""
-import json
 import os
-import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _cli_run import run_cli  # noqa: E402
 
 
 def test_sharded_runs_equal_the_one_device_run(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    done = subprocess.run([sys.executable, "-m", "fnnet.cli", "run", "data_parallel", "--devices", "2",
-                           "--set", "epochs=1", "--set", "timing_steps=1", "--set", "image_size=8",
-                           "--out", str(tmp_path), "--experiments", str(ROOT / "experiments")],
-                          capture_output=True, text=True, env=env, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = (tmp_path / "data_parallel").iterdir()
-    result = json.loads((run_dir / "result.json").read_text())
+    run_dir, result = run_cli(tmp_path, "data_parallel", "--devices", "2", "--set", "epochs=1",
+                              "--set", "timing_steps=1", "--set", "image_size=8")
     runs = result["runs"]
     assert set(runs) == {"one device", "data parallel, 2 devices", "fully sharded, 2 devices"}
     one = runs["one device"]
