@@ -33,7 +33,7 @@ __all__ = [
     "softmax_cross_entropy_with_integer_labels", "nll_loss", "sequence_cross_entropy", "mse", "mae",
     "huber", "hinge", "multiclass_hinge", "l1_penalty", "l2_penalty", "default_penalty_mask",
     "pairwise_distances", "triplet_loss", "contrastive_loss", "batch_all_triplet_loss",
-    "batch_hard_triplet_loss",
+    "batch_hard_triplet_loss", "margin_softmax_cross_entropy",
 ]
 
 
@@ -620,6 +620,67 @@ def batch_hard_triplet_loss(embeddings: jax.Array, labels: jax.Array, *, margin:
     anchors = jnp.any(positive, axis=1) & has_negative
     losses = jnp.where(anchors, _hinge_or_soft(hardest_positive - hardest_negative, margin), 0.0)
     return jnp.sum(losses) / jnp.maximum(jnp.sum(anchors), 1).astype(losses.dtype)
+
+
+def margin_softmax_cross_entropy(cosines: jax.Array, labels: jax.Array, *, scale=16.0,
+                                 cosine_margin: float = 0.0, angular_margin: float = 0.0) -> jax.Array:
+    """Softmax cross-entropy over scaled cosines with a margin on the true class
+    (NormFace, CosFace / AM-softmax, ArcFace).
+
+    The classifier compares an L2-normalised embedding with L2-normalised class
+    weights, ``cos theta_nj = <e_n, w_j> / (|e_n| |w_j|)``; the true class's logit is
+    pushed down by a margin before the softmax, so the loss only falls once the
+    embedding sits well inside its class's cone:
+
+        L = mean_n -log( exp(s psi_n) / (exp(s psi_n) + sum_{j != y_n} exp(s cos theta_nj)) )
+        psi_n = cos(theta_{n,y_n} + m_a) - m_c
+
+    ``m_c = cosine_margin`` alone is CosFace (Wang et al. 2018) / AM-softmax, ``m_a =
+    angular_margin`` alone is ArcFace (Deng et al. 2019), both zero is NormFace (Wang
+    et al. 2017). As in the ArcFace reference code, where ``theta + m_a > pi`` (the
+    angle would wrap round) ``cos(theta + m_a)`` is replaced by
+    ``cos theta - m_a sin(m_a)``. ``cos(theta + m_a)`` is computed as
+    ``c cos m_a - sqrt(1 - c^2) sin m_a`` with ``c`` clipped to ``[-1, 1]``; the square
+    root's derivative is taken as 0 where ``c = +-1`` (there it is infinite).
+
+    Args:
+      cosines: ``(N, C)`` cosine similarities in ``[-1, 1]``, floating.
+      labels: ``(N,)`` integer classes in ``[0, C)``.
+      scale: ``s > 0``, the logits' scale (a float, or a scalar array such as a
+        learned parameter).
+      cosine_margin: ``m_c >= 0``, subtracted from the true class's cosine.
+      angular_margin: ``m_a`` in ``[0, pi/2]``, added to the true class's angle.
+
+    Returns:
+      The mean loss over the batch, a scalar.
+    """
+    name = "margin_softmax_cross_entropy"
+    _check_floating(name, "cosines", cosines)
+    if jnp.ndim(cosines) != 2:
+        raise ValueError(f"{name}: expected cosines of shape (N, num_classes), got {jnp.shape(cosines)}")
+    _check_integer_labels(name, "cosines", cosines, labels)
+    if _is_concrete(scale) and not (np.ndim(scale) == 0 and float(scale) > 0):
+        raise ValueError(f"{name}: expected a scalar scale > 0, got {scale!r}")
+    _check_margin(name, cosine_margin, allow_none=False)
+    _check_margin(name, angular_margin, allow_none=False)
+    if angular_margin > np.pi / 2:
+        raise ValueError(f"{name}: expected an angular_margin in [0, pi/2] radians, got {angular_margin!r}")
+    c = jnp.clip(cosines, -1.0, 1.0)
+    target = _pick(c, jnp.asarray(labels))
+    if angular_margin:
+        m = float(angular_margin)
+        rest = 1.0 - target * target
+        inside = rest > 0
+        sine = jnp.where(inside, jnp.sqrt(jnp.where(inside, rest, 1.0)), 0.0)
+        shifted = target * np.cos(m) - sine * np.sin(m)
+        # theta + m > pi  <=>  cos theta < cos(pi - m)
+        shifted = jnp.where(target > np.cos(np.pi - m), shifted, target - m * np.sin(m))
+    else:
+        shifted = target
+    shifted = shifted - cosine_margin
+    one_hot = jax.nn.one_hot(labels, c.shape[1], dtype=c.dtype)
+    logits = scale * (c + one_hot * (shifted - target)[:, None])
+    return softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
 # ------------------------------------------------------------------------- penalties
