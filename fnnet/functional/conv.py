@@ -347,9 +347,83 @@ def _conv_matmul(x, kernel, stride, pads, dilation, groups):
 
 def _conv_xla(x, kernel, stride, pads, dilation, groups):
     nd = x.ndim - 2
+    if groups == 1 and jax.default_backend() == "cpu":
+        return _conv_canonical(x, kernel, tuple(stride), tuple(tuple(p) for p in pads), tuple(dilation),
+                               (1,) * nd)
     return lax.conv_general_dilated(x, kernel, window_strides=stride, padding=pads,
                                     rhs_dilation=dilation, dimension_numbers=_LAYOUTS[nd],
                                     feature_group_count=groups)
+
+
+def _canonical_specs(nd):
+    """Dimension numbers of the two tangent convs of :func:`_conv_canonical`."""
+    space, window = tuple(range(1, nd + 1)), tuple(range(nd))
+    # dx (N, *S, C) with the kernel stored (*W, F, C): in = axis nd + 1, out = axis nd
+    input_term = lax.ConvDimensionNumbers((0, nd + 1) + space, (nd, nd + 1) + window, (0, nd + 1) + space)
+    # x stored (C, *S, N) with dK stored (C, *W, F), giving (*O, N, F)
+    kernel_term = lax.ConvDimensionNumbers((nd + 1, 0) + space, (nd + 1, 0) + space, (nd, nd + 1) + window)
+    return input_term, kernel_term
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5))
+def _conv_canonical(x, kernel, stride, pads, dilation, lhs_dilation):
+    """XLA's convolution (groups = 1) whose reverse-mode convolutions are written in the
+    one layout XLA:CPU runs on its conv library (Eigen / YNNPACK), inside loops too.
+
+    The forward is ``lax.conv_general_dilated`` in ``(N, *S, C) x (*W, C, F)``, the
+    layout XLA:CPU calls "canonical". JAX's own transposes of it are convolutions in
+    other layouts (the weight gradient contracts over the batch: ``f01b_i01o->01bf``;
+    the input gradient reads the kernel as ``01oi``). XLA:CPU rewrites such convs into
+    the canonical layout (explicit transposes around them) only in the entry
+    computation of a program; inside a ``lax.scan`` or ``while`` body they stay as they
+    are and are emitted as a naive loop nest, 20-100x slower (measured:
+    ``benchmarks/bench_conv.py``, docs/conv.md). The tangent
+
+    ``dy = conv(dx, K) + conv(x, dK)``
+
+    is therefore written with the kernel stored ``(*W, F, C)`` in the first term, and
+    ``x`` stored ``(C, *S, N)``, ``dK`` stored ``(C, *W, F)`` and the output
+    ``(*O, N, F)`` in the second (the transposes behind ``lax.optimization_barrier``
+    so that XLA does not fold them back), so that JAX's transpose of it (reverse mode)
+    is the two canonical convolutions XLA:CPU would have built in the entry
+    computation: ``dx = conv(pad(dy), flip(K)^T)`` and
+    ``dK = conv(x^T, dy^T)^T`` with ``x^T`` as ``C`` images of ``N`` channels. The
+    tangent is plain JAX, so every transform applies (forward mode, any order, vmap).
+    """
+    nd = x.ndim - 2
+    return lax.conv_general_dilated(x, kernel, stride, pads, lhs_dilation, dilation, _LAYOUTS[nd])
+
+
+def _conv_canonical_jvp(stride, pads, dilation, lhs_dilation, primals, tangents):
+    x, kernel = primals
+    dx, dkernel = tangents
+    nd = x.ndim - 2
+    y = lax.conv_general_dilated(x, kernel, stride, pads, lhs_dilation, dilation, _LAYOUTS[nd])
+    input_term, kernel_term = _canonical_specs(nd)
+    window = tuple(range(nd))
+    dy = None
+    if not isinstance(dx, SymbolicZero):
+        kernel_t = lax.optimization_barrier(jnp.transpose(kernel, window + (nd + 1, nd)))   # (*W, F, C)
+        dy = lax.conv_general_dilated(dx, kernel_t, stride, pads, lhs_dilation, dilation, input_term)
+    if not isinstance(dkernel, SymbolicZero):
+        x_t = jnp.transpose(x, (nd + 1,) + tuple(range(1, nd + 1)) + (0,))
+        k_pads, k_dilation = pads, lhs_dilation
+        if any(d > 1 for d in lhs_dilation) or math.prod(y.shape[1:-1]) > math.prod(x.shape[1:-1]):
+            # XLA swaps the operands of a conv whose window (here dy, of the output's size)
+            # is larger than its input, into another layout: give it the padded, dilated
+            # input instead, which is at least as large as the output
+            x_t = lax.pad(x_t, jnp.zeros((), x.dtype), [(0, 0, 0)] + [(lo, hi, d - 1) for (lo, hi), d
+                                                                       in zip(pads, lhs_dilation)] + [(0, 0, 0)])
+            k_pads, k_dilation = ((0, 0),) * nd, (1,) * nd
+        x_t = lax.optimization_barrier(x_t)
+        dkernel_t = lax.optimization_barrier(jnp.transpose(dkernel, (nd,) + window + (nd + 1,)))
+        term = lax.conv_general_dilated(x_t, dkernel_t, stride, k_pads, k_dilation, dilation, kernel_term)
+        term = jnp.transpose(lax.optimization_barrier(term), (nd,) + window + (nd + 1,))   # (*O, N, F) -> (N, *O, F)
+        dy = term if dy is None else dy + term
+    return y, dy  # not None: JAX calls the rule only with a nonzero tangent
+
+
+_conv_canonical.defjvp(_conv_canonical_jvp, symbolic_zeros=True)
 
 
 # ---------------------------------------------------------------------------
@@ -474,9 +548,13 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = Non
     tpads = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(eff, pads)]
     flipped = lax.rev(kernel, tuple(range(nd)))
     if resolve(name, impl, _cpu_choice(x, kernel, 1)) == "xla":
-        y = lax.conv_general_dilated(x, flipped, window_strides=(1,) * nd, padding=tpads,
-                                     lhs_dilation=stride, rhs_dilation=dilation,
-                                     dimension_numbers=_LAYOUTS[nd])
+        if jax.default_backend() == "cpu":  # reverse mode in XLA:CPU's conv layout (_conv_canonical)
+            y = _conv_canonical(x, flipped, (1,) * nd, tuple(tuple(p) for p in tpads), tuple(dilation),
+                                tuple(stride))
+        else:
+            y = lax.conv_general_dilated(x, flipped, window_strides=(1,) * nd, padding=tpads,
+                                         lhs_dilation=stride, rhs_dilation=dilation,
+                                         dimension_numbers=_LAYOUTS[nd])
     else:
         xd = lax.pad(x, jnp.zeros((), x.dtype),
                      [(0, 0, 0)] + [(lo, hi, s - 1) for (lo, hi), s in zip(tpads, stride)]

@@ -306,14 +306,16 @@ def test_gradients(impl, rng, x64):
         check_gradients(objective, {"x": x, "k": k}, tol=1e-7, vectorize=False)
 
 
-def test_matmul_lowering_higher_order(rng, x64):
-    """The im2col conv's custom_jvp: its reverse mode is differentiable again (checked
-    by finite differences of the gradient), and forward mode gives the NumPy loop's
+@pytest.mark.parametrize("impl", IMPLS)
+def test_lowering_higher_order(impl, rng, x64):
+    """Both lowerings' custom_jvp (the im2col conv; on CPU, XLA's conv with its reverse
+    mode in the canonical layout): reverse mode is differentiable again (checked by
+    finite differences of the gradient), and forward mode gives the NumPy loop's
     directional derivative (the conv is bilinear: d conv(x, k)[dk] = conv(x, dk))."""
     from fnnet.gradcheck import check_gradients
     x = jnp.asarray(rng.normal(size=(2, 6, 5, 3)))
     k = jnp.asarray(rng.normal(size=(3, 2, 3, 2)))
-    conv = lambda a, b: F.conv(a, b, stride=(2, 1), padding=1, impl="matmul")
+    conv = lambda a, b: F.conv(a, b, stride=(2, 1), padding=1, impl=impl)
     w = jnp.asarray(rng.normal(size=conv(x, k).shape))
 
     def grad_objective(t):  # a scalar function of the first derivative
@@ -321,14 +323,48 @@ def test_matmul_lowering_higher_order(rng, x64):
         return jnp.sum(gx ** 2) + jnp.sum(jnp.cos(gk))
 
     check_gradients(jax.jit(grad_objective), {"x": x, "k": k}, tol=1e-7, vectorize=False)
+    _check_forward_mode(rng, x, k, impl)
+
+
+def test_xla_conv_gradient_in_a_scan_stays_canonical(rng):
+    """XLA:CPU runs a convolution on its conv library only in the layout
+    (N, *S, C) x (*W, C, F) -> (N, *S, F) ("b01f_01io->b01f"), and rewrites other layouts
+    into it only outside loops: the xla lowering writes its reverse-mode convs in that
+    layout, so a train step compiled inside lax.scan has no other conv (an emitted loop
+    nest, 20-100x slower), for conv and conv_transpose, strided and padded."""
+    import re
+    if jax.default_backend() != "cpu":
+        pytest.skip("an XLA:CPU layout rule")
+    x = jnp.asarray(rng.normal(size=(4, 9, 9, 5)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(3, 3, 5, 7)), jnp.float32)
+    kt = jnp.asarray(rng.normal(size=(2, 2, 7, 5)), jnp.float32)
+
+    def loss(p, x):
+        h = F.conv(x, p["k"], stride=2, padding=1, impl="xla")
+        h = F.conv(h, p["k2"], padding="FULL", impl="xla")   # an output larger than its input
+        return jnp.sum(F.conv_transpose(h, p["kt"], stride=2, impl="xla") ** 2)
+
+    def steps(p, x):
+        def body(c, _):
+            p, x = c
+            gp, gx = jax.grad(loss, (0, 1))(p, x)
+            return (jax.tree.map(lambda a, b: a - 1e-3 * b, p, gp), x - 1e-3 * gx), None
+        return jax.lax.scan(body, (p, x), None, length=2)[0]
+
+    k2 = jnp.asarray(rng.normal(size=(3, 2, 7, 7)), jnp.float32)
+    hlo = jax.jit(steps).lower({"k": k, "k2": k2, "kt": kt}, x).compile().as_text()
+    labels = re.findall(r"convolution\(.*?dim_labels=([a-z0-9_>-]+)", hlo)
+    assert len(labels) >= 8, labels  # 3 forward, 5 gradients at least
+    assert set(labels) == {"b01f_01io->b01f"}, labels
+
+
+def _check_forward_mode(rng, x, k, impl):
     dx, dk = jnp.asarray(rng.normal(size=x.shape)), jnp.asarray(rng.normal(size=k.shape))
     pads = ((1, 1), (1, 1))
     want = (np_conv(np.asarray(x), np.asarray(dk), (2, 1), pads, (1, 1))
             + np_conv(np.asarray(dx), np.asarray(k), (2, 1), pads, (1, 1)))
-    for impl in IMPLS:
-        _, tangent = jax.jvp(lambda a, b: F.conv(a, b, stride=(2, 1), padding=1, impl=impl),
-                             (x, k), (dx, dk))
-        np.testing.assert_allclose(tangent, want, rtol=1e-10, atol=1e-10)
+    _, tangent = jax.jvp(lambda a, b: F.conv(a, b, stride=(2, 1), padding=1, impl=impl), (x, k), (dx, dk))
+    np.testing.assert_allclose(tangent, want, rtol=1e-10, atol=1e-10)
 
 
 def test_column_blocks_against_loops(rng, x64):
