@@ -1,28 +1,39 @@
-"""Evaluate a traced program with its Threefry hashes batched: one hash per wave.
+"""Compile a random initialisation with few kernels: all its Threefry hashes batched,
+the transforms after them batched too, and the results handed out on the host.
 
-A model's ``init`` draws every weight from its own key (``fold_in`` per child, then
-``random_bits`` per leaf), and XLA generates code for each Threefry hash separately:
-compile time grows with the number of draws, and it is most of a first ``init``.
-Every such hash is elementwise in its (key, counter) pairs, so all the hashes whose
-inputs are known can run as ONE ``threefry2x32`` over the concatenated pairs, giving
-the same bits. :func:`batched_threefry` traces a function, then evaluates its jaxpr in
-waves: the ordinary equations whose inputs are ready, then every ready hash together.
-A program with ``D`` levels of keys (``fold_in`` of a ``fold_in`` ...) compiles ``D``
-hashes instead of one per draw and per ``fold_in``.
+A model's ``init`` derives one key per layer (``fold_in`` per child) and draws every
+weight from its own key (``random_bits``, then ``uniform -> erf_inv -> scale``). Traced
+as it is, XLA generates a Threefry kernel per draw and per ``fold_in`` and a transform
+kernel per draw; on CPU every kernel costs 10-40 ms of code generation, and a
+ResNet-18's first ``init`` was mostly that. :func:`compile_batched` traces the function
+and evaluates its jaxpr in waves, keeping the bits unchanged:
 
-What is batched, and how (with ``jax_threefry_partitionable``, JAX's default, and the
-``threefry2x32`` key implementation; anything else is evaluated as traced):
+- ``random_fold_in(key, d)`` is ``threefry2x32(key; 0, d)``, the pair of outputs the new
+  key; all the ``fold_in`` s whose key is known run as ONE hash, and the new keys stay in a
+  key table (``t1``, ``t2``: uint32 words) that later waves gather from;
+- ``random_bits(key, 32, shape)`` is ``b1 ^ b2`` of ``threefry2x32(key; 0, i)`` over the
+  row-major index ``i`` (``jax_threefry_partitionable``, JAX's default). All the draws
+  whose keys are known run as ONE hash, laid out in rows of ``ROW`` counters: draw ``p``
+  owns ``ceil(n_p / ROW)`` rows, row ``r`` hashes the key of its draw with the counters
+  ``ROW (r - start_p) + [0, ROW)``. Keys and row bases are per-row vectors broadcast
+  along the row, so no per-element key array is built. Draws are deferred while other
+  parts of the program (``fold_in`` waves) can progress, so one wave holds them all;
+- an elementwise equation (``shift``, ``or``, ``bitcast``, ``sub``, ``mul``, ``max``,
+  ``erf_inv``, ``optimization_barrier``, ...) applied to draws of one wave with the same
+  parameters runs once over the whole wave's buffer; a scalar operand that differs per
+  draw becomes a per-row vector. Every element is computed by the same operations as
+  in the traced program, so the values are bitwise equal (tests/nn/test_fast_init.py,
+  tests/nn/test_batched_random.py);
+- results that depend on no argument (``zeros``, ``ones``: a ``broadcast_in_dim`` of a
+  literal) are computed on the host, and draws are returned as whole wave buffers that
+  the host slices (NumPy views, ``jax.device_put``): no slice kernel per parameter.
 
-- ``random_fold_in(key, d)`` is ``threefry2x32(key; 0, d)``, the pair of outputs the
-  new key;
-- ``random_bits(key, 32, shape)`` is ``b1 ^ b2`` of ``threefry2x32(key; hi(i), lo(i))``
-  over the row-major index ``i`` of ``shape``, reshaped.
+The Threefry-2x32 hash is written out here (20 rounds of uint32 add, rotate, xor,
+unrolled): integer arithmetic gives the same bits as JAX's implementation, which on CPU
+is a rolled loop of several kernels per call. Equations of any other kind, keys that are
+not scalar ``threefry2x32`` keys and other bit widths are evaluated as traced.
 
-Calls to ``jax.jit``-ed functions inside the program are inlined first, so the draws
-inside ``jax.random.normal`` join the waves. The bits, and so the parameters, are
-bitwise those of the program evaluated as traced (tests/nn/test_fast_init.py).
-
-Imports: jax.
+Imports: jax, numpy.
 """
 from __future__ import annotations
 
@@ -31,31 +42,126 @@ import math
 
 import jax
 import jax.numpy as jnp
-try:  # public since JAX 0.4.36; older releases evaluate the trace as it is
+import numpy as np
+try:  # public since JAX 0.4.36
     from jax.extend.core import Literal
-    from jax.extend.random import threefry2x32_p
 except ImportError:  # pragma: no cover
-    Literal = threefry2x32_p = None
+    from jax.core import Literal
 
 __all__: list[str] = []
 
 _CALLS = ("jit", "pjit", "closed_call", "core_call")
 
-# Draws up to this many numbers join a batch; a larger one keeps its own hash (a batch
-# broadcasts every key to its draw's size, and copying millions of keys and counters
-# costs more at run time than the compile it saves).
-MAX_BATCHED_DRAW = 1 << 16
+# Counters per row of a draw wave: a draw wastes at most ROW - 1 hashes of padding.
+ROW = 256
+
+_ELEMENTWISE = frozenset({
+    "add", "sub", "mul", "div", "rem", "max", "min", "neg", "sign", "floor", "ceil", "round",
+    "is_finite", "exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos",
+    "tan", "sqrt", "rsqrt", "cbrt", "pow", "integer_pow", "square", "abs", "erf", "erfc",
+    "erf_inv", "and", "or", "xor", "not", "shift_left", "shift_right_logical",
+    "shift_right_arithmetic", "population_count", "eq", "ne", "lt", "le", "gt", "ge",
+    "select_n", "clamp", "convert_element_type", "bitcast_convert_type", "nextafter",
+    "atan2", "copy", "copy_p", "reduce_precision", "optimization_barrier"})
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 
-def batched_threefry(fn):
-    """``fn(*args)`` (array arguments, pytree output) evaluated with its Threefry hashes
-    batched in waves; the same values bit for bit. Meant to be traced (under ``jax.jit``)."""
-    def run(*args):
-        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
-        flat_args = jax.tree.leaves(args)
-        outs = _evaluate(closed, flat_args)
-        return jax.tree.unflatten(jax.tree.structure(out_shape), outs)
+def threefry2x32(k1, k2, x1, x2):
+    """Threefry-2x32 (Salmon et al., 2011), 20 rounds, on uint32 arrays (broadcast):
+    ``(y1, y2)``, bitwise JAX's ``threefry2x32``. Key schedule ``k3 = k1 ^ k2 ^
+    0x1BD11BDA``; each round ``x1 += x2; x2 = rotl(x2, r) ^ x1``; after every 4 rounds
+    ``x1 += k_(s+1), x2 += k_(s+2) + s + 1``."""
+    u = np.uint32
+    ks = (k1, k2, k1 ^ k2 ^ u(0x1BD11BDA))
+    x1, x2 = x1 + ks[0], x2 + ks[1]
+    for s in range(5):
+        for r in _ROTATIONS[s % 2]:
+            x1 = x1 + x2
+            x2 = ((x2 << u(r)) | (x2 >> u(32 - r))) ^ x1
+        x1 = x1 + ks[(s + 1) % 3]
+        x2 = x2 + ks[(s + 2) % 3] + u(s + 1)
+    return x1, x2
+
+
+def compile_batched(fn, *args, compiler_options=None):
+    """``run(*args) == fn(*args)`` bit for bit, ``fn`` traced once for the avals of
+    ``args`` and compiled as one program with its hashes and elementwise transforms
+    batched (module docstring). ``run`` must be called outside a trace, with arguments
+    of the same shapes and dtypes."""
+    plan = {}
+
+    def traced(*a):
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*a)
+        outs = _Evaluator().run(closed, jax.tree.leaves(a))
+        plan["tree"] = jax.tree.structure(out_shape)
+        bufs, arrays, plan["items"] = _split_outputs(outs, closed.jaxpr.outvars)
+        return bufs, arrays
+
+    lowered = jax.jit(traced).lower(*args)
+    executable = lowered.compile(compiler_options) if compiler_options else lowered.compile()
+
+    def run(*a):
+        bufs, arrays = executable(*a)
+        hosts = [np.asarray(b) for b in bufs]
+        leaves = []
+        for kind, *what in plan["items"]:
+            if kind == "piece":
+                b, start, n, shape = what
+                leaves.append(jax.device_put(hosts[b][start:start + n].reshape(shape)))
+            elif kind == "host":
+                leaves.append(jax.device_put(np.array(what[0])))
+            else:
+                leaves.append(arrays[what[0]])
+        return jax.tree.unflatten(plan["tree"], leaves)
+
+    run.compiled = executable
     return run
+
+
+# ---------------------------------------------------------------------------
+# Values of the evaluation besides tracers: pieces of a wave buffer, keys in the
+# key table, and host (NumPy) arrays.
+
+class _Layout:
+    """Rows of ``width`` elements; piece ``p`` starts at row ``starts[p]`` and holds
+    ``sizes[p]`` elements; ``owner[r]`` is the piece of row ``r``."""
+
+    def __init__(self, sizes, width):
+        self.width, self.sizes = width, list(sizes)
+        rows = [-(-n // width) for n in self.sizes]
+        self.starts = [0, *itertools.accumulate(rows)][:-1]
+        self.rows = sum(rows)
+        self.owner = np.repeat(np.arange(len(rows), dtype=np.int32), rows)
+        self.row_in_piece = (np.arange(self.rows) - np.repeat(self.starts, rows)).astype(np.uint32)
+
+    def per_element(self, values, dtype):
+        """The per-piece scalars ``values`` spread over the buffer (one per row)."""
+        vec = jnp.stack([jnp.reshape(jnp.asarray(v, dtype), ()) for v in values])
+        rows = vec[self.owner]
+        return jax.lax.broadcast_in_dim(rows, (self.rows, self.width), (0,)).reshape(-1)
+
+
+class _Buf:
+    """A wave's flat buffer (``layout.rows * layout.width`` elements)."""
+
+    def __init__(self, flat, layout):
+        self.flat, self.layout, self.solid = flat, layout, None
+
+
+class _Piece:
+    __slots__ = ("buf", "i", "shape")
+
+    def __init__(self, buf, i, shape):
+        self.buf, self.i, self.shape = buf, i, tuple(shape)
+
+
+class _Key:
+    """``fold_in(... fold_in(root, path[0]) ..., path[-1])`` of root key ``root``."""
+    __slots__ = ("root", "path")
+
+    def __init__(self, root, path=()):
+        self.root, self.path = root, tuple(path)
 
 
 def _flatten(jaxpr, scope, counter, nodes):
@@ -78,99 +184,300 @@ def _flatten(jaxpr, scope, counter, nodes):
             nodes.append(("alias", (scope, v), (s, a)))
 
 
-def _is_threefry(key) -> bool:
+_THREEFRY = None
+
+
+def _is_threefry_key(x) -> bool:
+    global _THREEFRY
     try:
-        return jax.random.key_impl(key) == jax.random.key_impl(jax.random.key(0, impl="threefry2x32"))
+        if _THREEFRY is None:
+            _THREEFRY = jax.random.key_impl(jax.random.key(0, impl="threefry2x32"))
+        return getattr(x, "shape", None) == () and jax.random.key_impl(x) == _THREEFRY
     except Exception:  # not a typed key
         return False
 
 
-def _hash_inputs(eqn, invals):
-    """``(k1, k2, x1, x2, n)`` (flat uint32 arrays of ``n`` entries) if ``eqn`` is a hash
-    that can join a batch, else ``None``."""
-    name = eqn.primitive.name
-    if name not in ("random_fold_in", "random_bits") or not jax.config.jax_threefry_partitionable:
-        return None
-    key = invals[0]
-    if getattr(key, "shape", None) != () or not _is_threefry(key):
-        return None
-    k1, k2 = jax.random.key_data(key)
-    if name == "random_fold_in":
-        data = invals[1]
-        if getattr(data, "shape", None) != () or jnp.dtype(data.dtype) != jnp.uint32:
-            return None
-        return k1[None], k2[None], jnp.zeros((1,), jnp.uint32), data[None], 1
-    if eqn.params["bit_width"] != 32:
-        return None
-    n = math.prod(eqn.params["shape"])
-    if not 0 < n <= MAX_BATCHED_DRAW:
-        return None
-    return (jnp.broadcast_to(k1, (n,)), jnp.broadcast_to(k2, (n,)), jnp.zeros((n,), jnp.uint32),
-            jax.lax.iota(jnp.uint32, n), n)
+def _is_scalar(x) -> bool:
+    return not isinstance(x, (_Piece, _Key)) and math.prod(np.shape(x)) == 1
 
 
-def _hash_outputs(eqn, key, b1, b2):
-    if eqn.primitive.name == "random_fold_in":
-        return jax.random.wrap_key_data(jnp.concatenate([b1, b2]), impl=jax.random.key_impl(key))
-    return (b1 ^ b2).reshape(eqn.params["shape"])
+def _params_key(params):
+    items = []
+    for k, v in sorted(params.items()):
+        try:
+            hash(v)
+        except TypeError:
+            v = repr(v)
+        items.append((k, v))
+    return tuple(items)
 
 
-def _evaluate(closed, args):
-    env = {}
-    counter = itertools.count(1)
-    nodes = [("const", (0, v), c) for v, c in zip(closed.jaxpr.constvars, closed.consts)]
-    nodes += [("const", (0, v), a) for v, a in zip(closed.jaxpr.invars, args)]
-    _flatten(closed.jaxpr, 0, counter, nodes)
+class _Evaluator:
+    def __init__(self):
+        self.env = {}
+        self.r1 = self.r2 = None  # uint32 words of the traced root keys
+        self.registered = {}  # id(traced key) -> (key, root index)
+        self.keys = {}  # (root, path) -> materialised typed key
+        self.pieces = {}  # (id(buf), i, shape) -> materialised array
+        self.pred = None
+        self.batch = jax.config.jax_threefry_partitionable
 
-    def read(scope, atom):
-        return atom.val if isinstance(atom, Literal) else env[(scope, atom)]
+    # -- reading ---------------------------------------------------------------
+    def raw(self, scope, atom):
+        return atom.val if isinstance(atom, Literal) else self.env[(scope, atom)]
 
-    def ready(scope, atom):
-        return isinstance(atom, Literal) or (scope, atom) in env
+    def ready(self, scope, atom):
+        return isinstance(atom, Literal) or (scope, atom) in self.env
 
-    def run_eqn(scope, eqn, invals):
+    def operand(self, x):
+        """``x`` as an argument of ``bind``."""
+        if isinstance(x, _Piece):
+            return self.materialise(x)
+        if isinstance(x, _Key):
+            return self.key_value(x)
+        if isinstance(x, np.ndarray) and x.size > 1 and not any(x.strides):
+            return jax.lax.broadcast_in_dim(x.reshape(-1)[0], x.shape, ())
+        return x
+
+    def materialise(self, p):
+        cached = self.pieces.get((id(p.buf), p.i, p.shape))
+        if cached is not None:
+            return cached
+        buf = p.buf
+        if buf.solid is None:
+            # A cond XLA cannot see through: the buffer is computed once, and each slice
+            # reads it, instead of every slice's kernel recomputing the whole wave.
+            buf.solid = self.solid(buf.flat)
+        start = buf.layout.starts[p.i] * buf.layout.width
+        n = buf.layout.sizes[p.i]
+        out = jax.lax.slice(buf.solid, (start,), (start + n,)).reshape(p.shape)
+        self.pieces[(id(p.buf), p.i, p.shape)] = out
+        return out
+
+    def solid(self, x):
+        """``x``, behind a ``cond`` XLA cannot see through (its predicate is always true):
+        ``x`` is computed once and stored, instead of being recomputed inside every
+        kernel that reads it (XLA fuses elementwise producers into each consumer)."""
+        if self.pred is None:
+            self.pred = (self.r1[0] | np.uint32(1)) != 0
+        return jax.lax.cond(self.pred, lambda f: f, jnp.zeros_like, x)
+
+    def key_value(self, key):
+        if (key.root, key.path) not in self.keys:
+            words = self.key_words([key])[0]
+            self.keys[(key.root, key.path)] = jax.random.wrap_key_data(words, impl="threefry2x32")
+        return self.keys[(key.root, key.path)]
+
+    def key_words(self, keys):
+        """uint32 ``[len(keys), 2]``: the words of each key, every ``fold_in`` chain
+        computed in one kernel (one hash per level, ``where`` past a chain's end)."""
+        roots = np.array([k.root for k in keys])
+        k1, k2 = self.r1[roots], self.r2[roots]
+        depth = np.array([len(k.path) for k in keys])
+        data = np.zeros((len(keys), max(depth)), np.uint32)
+        for j, k in enumerate(keys):
+            data[j, :len(k.path)] = k.path
+        for level in range(data.shape[1]):
+            d = jnp.asarray(data[:, level])
+            n1, n2 = threefry2x32(k1, k2, jnp.zeros_like(d), d)
+            if (depth > level).all():
+                k1, k2 = n1, n2
+            else:
+                more = jnp.asarray(depth > level)
+                k1, k2 = jnp.where(more, n1, k1), jnp.where(more, n2, k2)
+        return self.solid(jnp.stack([k1, k2], axis=1))
+
+    def as_key(self, key):
+        """``key`` (a ``_Key`` or a traced threefry key) as a ``_Key``."""
+        if isinstance(key, _Key):
+            return key
+        hit = self.registered.get(id(key))
+        if hit is not None and hit[0] is key:
+            return _Key(hit[1])
+        data = jax.random.key_data(key).reshape(2)
+        if self.r1 is None:
+            self.r1, self.r2 = data[:1], data[1:]
+        else:
+            self.r1, self.r2 = jnp.concatenate([self.r1, data[:1]]), jnp.concatenate([self.r2, data[1:]])
+        index = self.r1.shape[0] - 1
+        self.registered[id(key)] = (key, index)
+        return _Key(index)
+
+    # -- one equation ------------------------------------------------------------
+    def run_eqn(self, scope, eqn, invals):
         params = eqn.primitive.get_bind_params(eqn.params)
         subfuns = ()
         if isinstance(params, tuple):  # JAX before 0.7: (subfuns, params)
             subfuns, params = params
         with eqn.ctx.manager:
-            out = eqn.primitive.bind(*subfuns, *invals, **params)
+            out = eqn.primitive.bind(*subfuns, *[self.operand(x) for x in invals], **params)
         for v, x in zip(eqn.outvars, out if eqn.primitive.multiple_results else [out]):
-            env[(scope, v)] = x
+            self.env[(scope, v)] = x
 
-    pending = nodes
-    while pending:
-        waiting, hashes = [], []
-        for node in pending:
-            kind, a, b = node
-            if kind == "const":
-                env[a] = b
-            elif kind == "alias":
-                if ready(*b):
-                    env[a] = read(*b)
-                else:
-                    waiting.append(node)
+    def classify(self, eqn, vals):
+        """What to do with a ready equation: ``("draw", key, n)``, ``("group",
+        signature, piece, vals)``, ``("now", value)`` (its output, known now) or None
+        (bind it)."""
+        name = eqn.primitive.name
+        if name in ("random_fold_in", "random_bits") and self.batch:
+            key = vals[0]
+            if not (isinstance(key, _Key) or _is_threefry_key(key)):
+                return None
+            if name == "random_fold_in":
+                data = vals[1]
+                if not isinstance(data, (int, np.integer, np.ndarray)) or np.shape(data) != () \
+                        or jnp.dtype(eqn.invars[1].aval.dtype) != jnp.uint32:
+                    return None  # traced data: the fold_in is computed as traced
+                key = self.as_key(key)
+                return ("now", _Key(key.root, key.path + (int(data),)))
+            n = math.prod(eqn.params["shape"])
+            if eqn.params["bit_width"] != 32 or n == 0 or n >= 2 ** 32:
+                return None
+            return ("draw", key, n)
+        if name == "broadcast_in_dim" and isinstance(vals[0], (np.ndarray, np.generic, int, float, bool)) \
+                and eqn.params.get("sharding") is None and len(eqn.invars) == 1:
+            aval = eqn.outvars[0].aval
+            a = np.asarray(vals[0], aval.dtype)
+            dims = tuple(eqn.params["broadcast_dimensions"])
+            expanded = a.reshape([a.shape[dims.index(d)] if d in dims else 1
+                                  for d in range(len(aval.shape))])
+            return ("now", np.broadcast_to(expanded, aval.shape))
+        pieces = [x for x in vals if isinstance(x, _Piece)]
+        if not pieces:
+            return None
+        p = pieces[0]
+        if name in ("reshape", "squeeze") and eqn.params.get("dimensions") is None:
+            return ("now", _Piece(p.buf, p.i, eqn.outvars[0].aval.shape))
+        if name not in _ELEMENTWISE or len(eqn.outvars) != 1:
+            return None
+        if name == "optimization_barrier" and len(vals) != 1:
+            return None
+        if tuple(eqn.outvars[0].aval.shape) != p.shape:
+            return None
+        kinds = []
+        for x, v in zip(vals, eqn.invars):
+            if isinstance(x, _Piece):
+                if x.buf is not p.buf or x.i != p.i or x.shape != p.shape:
+                    return None
+                kinds.append("P")
+            elif _is_scalar(x) and len(np.shape(x)) <= len(p.shape):
+                kinds.append(("S", str(v.aval.dtype)))
             else:
-                scope, eqn = a, b
-                if not all(ready(scope, v) for v in eqn.invars):
-                    waiting.append(node)
-                    continue
-                invals = [read(scope, v) for v in eqn.invars]
-                inputs = _hash_inputs(eqn, invals)
-                if inputs is None:
-                    run_eqn(scope, eqn, invals)
-                else:
-                    hashes.append((scope, eqn, invals[0], inputs))
-        if hashes:
-            k1, k2, x1, x2 = (jnp.concatenate([h[3][i] for h in hashes]) for i in range(4))
-            b1, b2 = threefry2x32_p.bind(k1, k2, x1, x2)
-            offset = 0
-            for scope, eqn, key, (*_, n) in hashes:
-                env[(scope, eqn.outvars[0])] = _hash_outputs(eqn, key, b1[offset:offset + n],
-                                                             b2[offset:offset + n])
-                offset += n
-        elif len(waiting) == len(pending):
-            raise RuntimeError("batched_threefry: the program cannot make progress (a cycle?)")
-        pending = waiting
-    return [read(0, v) for v in closed.jaxpr.outvars]
+                return None
+        sig = (id(p.buf), eqn.primitive, _params_key(eqn.params), tuple(kinds))
+        return ("group", sig, p, vals)
 
+    # -- waves -------------------------------------------------------------------
+    def draw_wave(self, draws):
+        words = self.key_words([self.as_key(key) for _, _, key, _ in draws])
+        sizes = [n for *_, n in draws]
+        width = min(ROW, 1 << (max(sizes) - 1).bit_length())
+        layout = _Layout(sizes, width)
+        k1 = words[layout.owner, 0][:, None]
+        k2 = words[layout.owner, 1][:, None]
+        counters = (jnp.asarray(layout.row_in_piece * np.uint32(width))[:, None]
+                    + jax.lax.broadcasted_iota(jnp.uint32, (1, width), 1))
+        b1, b2 = threefry2x32(k1, k2, jnp.zeros_like(counters), counters)
+        buf = _Buf((b1 ^ b2).reshape(-1), layout)
+        for j, (scope, eqn, _, _) in enumerate(draws):
+            self.env[(scope, eqn.outvars[0])] = _Piece(buf, j, eqn.params["shape"])
+
+    def group_wave(self, members):
+        """Equations of one signature over pieces of one buffer: one op on the buffer."""
+        _, eqn0, p0, vals0 = members[0]
+        buf = p0.buf
+        operands = []
+        for pos, x0 in enumerate(vals0):
+            if isinstance(x0, _Piece):
+                operands.append(buf.flat)
+                continue
+            column = [m[3][pos] for m in members]
+            if all(x is x0 for x in column) or all(
+                    isinstance(x, (int, float, bool, np.generic)) and type(x) is type(x0) and x == x0
+                    for x in column):
+                operands.append(jnp.reshape(self.operand(x0), ()) if hasattr(x0, "shape") else x0)
+                continue
+            values = [x0] * len(buf.layout.sizes)
+            for m in members:
+                values[m[2].i] = m[3][pos]
+            values = [self.operand(v) for v in values]
+            operands.append(buf.layout.per_element(values, eqn0.invars[pos].aval.dtype))
+        params = eqn0.primitive.get_bind_params(eqn0.params)
+        if isinstance(params, tuple):  # JAX before 0.7: (subfuns, params)
+            params = params[1]
+        with eqn0.ctx.manager:
+            out = eqn0.primitive.bind(*operands, **params)
+        if eqn0.primitive.multiple_results:
+            out = out[0]
+        new = _Buf(out, buf.layout)
+        for scope, eqn, p, _ in members:
+            self.env[(scope, eqn.outvars[0])] = _Piece(new, p.i, p.shape)
+
+    def run(self, closed, args):
+        counter = itertools.count(1)
+        nodes = [("const", (0, v), c) for v, c in zip(closed.jaxpr.constvars, closed.consts)]
+        nodes += [("const", (0, v), a) for v, a in zip(closed.jaxpr.invars, args)]
+        _flatten(closed.jaxpr, 0, counter, nodes)
+        pending = list(enumerate(nodes))
+        while pending:
+            waiting, draws, groups = [], [], {}
+            progressed = False
+            for order, node in pending:
+                kind, a, b = node
+                if kind == "const":
+                    self.env[a] = b
+                    progressed = True
+                    continue
+                if kind == "alias":
+                    if self.ready(*b):
+                        self.env[a] = self.raw(*b)
+                        progressed = True
+                    else:
+                        waiting.append((order, node))
+                    continue
+                scope, eqn = a, b
+                if not all(self.ready(scope, v) for v in eqn.invars):
+                    waiting.append((order, node))
+                    continue
+                vals = [self.raw(scope, v) for v in eqn.invars]
+                what = self.classify(eqn, vals)
+                if what is None:
+                    self.run_eqn(scope, eqn, vals)
+                    progressed = True
+                elif what[0] == "now":
+                    self.env[(scope, eqn.outvars[0])] = what[1]
+                    progressed = True
+                elif what[0] == "draw":
+                    draws.append(((order, node), (scope, eqn, what[1], what[2])))
+                else:
+                    groups.setdefault(what[1], []).append((scope, eqn, what[2], what[3]))
+            for members in groups.values():
+                self.group_wave(members)
+            if draws and not (groups or progressed):
+                self.draw_wave([d for _, d in draws])
+            elif draws:  # other parts can progress: later, more draws join this wave
+                waiting = sorted(waiting + [n for n, _ in draws], key=lambda on: on[0])
+            elif not (groups or progressed):
+                raise RuntimeError("compile_batched: the program cannot make progress (a cycle?)")
+            pending = waiting
+        outs = [self.raw(0, v) for v in closed.jaxpr.outvars]
+        return [self.key_value(x) if isinstance(x, _Key) else x for x in outs]
+
+
+def _split_outputs(outs, outvars):
+    """Program outputs ``(buffers, arrays)`` and the plan to rebuild the leaves."""
+    bufs, arrays, items, index = [], [], [], {}
+    for x, v in zip(outs, outvars):
+        if isinstance(x, _Piece):
+            b = index.get(id(x.buf))
+            if b is None:
+                b = index[id(x.buf)] = len(bufs)
+                bufs.append(x.buf.flat if x.buf.solid is None else x.buf.solid)
+            start = x.buf.layout.starts[x.i] * x.buf.layout.width
+            items.append(("piece", b, start, x.buf.layout.sizes[x.i], x.shape))
+        elif isinstance(x, (np.ndarray, np.generic, int, float, bool)):
+            items.append(("host", np.asarray(x, v.aval.dtype)))
+        else:
+            items.append(("array", len(arrays)))
+            arrays.append(x)
+    return bufs, arrays, items

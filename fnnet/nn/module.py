@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from fnnet.nn._batched_random import batched_threefry
+from fnnet.nn._batched_random import compile_batched
 
 Params = dict
 State = dict
@@ -105,25 +105,33 @@ class CompiledInit:
             raise TypeError(f"Module: expected init to be a function init(key, x), got {type(raw).__name__}")
         self.raw = raw
         functools.update_wrapper(self, raw)
-        self._compiled = jax.jit(self._batched, static_argnums=1, compiler_options=_INIT_COMPILER_OPTIONS)
+        self._programs: dict = {}  # (spec, key type) -> compiled program
         self._nested = jax.jit(self._traced, static_argnums=1)  # inside a caller's trace
 
     def _traced(self, key, spec):
         with _inline():
             return self.raw(key, spec)
 
-    def _batched(self, key, spec):
-        return batched_threefry(lambda k: self._traced(k, spec))(key)
+    def _program(self, key, spec):
+        signature = (spec, jax.typeof(key))
+        program = self._programs.get(signature)
+        if program is None:
+            program = compile_batched(lambda k: self._traced(k, spec), key,
+                                      compiler_options=_INIT_COMPILER_OPTIONS)
+            self._programs[signature] = program
+        return program
 
     def __call__(self, key, x):
         if _INLINE.get():
             return self.raw(key, x)
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
             return self.eager(key, x)  # a structured input (e.g. a dict with lengths): op by op
-        # Under a caller's jit, vmap or eval_shape the program joins the caller's, which
-        # alone may set compiler options.
-        compiled = self._nested if isinstance(key, jax.core.Tracer) else self._compiled
-        return compiled(key, spec_of(x))
+        spec = spec_of(x)
+        if isinstance(key, jax.core.Tracer) or not hasattr(key, "dtype"):
+            # Under a caller's jit, vmap or eval_shape the program joins the caller's,
+            # which alone may set compiler options.
+            return self._nested(key, spec)
+        return self._program(key, spec)(key)
 
     def eager(self, key, x):
         """``raw(key, x)`` with every child's init inline: outside a trace, op by op."""
