@@ -16,10 +16,19 @@
    achieved GFLOP/s (XLA's flop count of the compiled step / time) against the
    measured float32 matmul peak of the same process.
 
+3. ``--scan``: a train step run many times inside one ``lax.scan`` (as
+   ``fit(compile_epochs=True)`` and ``fit_population`` do), per step, against the same
+   step dispatched once per step and PyTorch eager: a small CNN (3x3 convs 3-16-32-64,
+   batch 32, 32x32), LeNet-5 classic (its C5 is an XLA conv), and a style-transfer step
+   (gradient of a VGG-19 loss with respect to a 128x128 image). ``jax`` is the same
+   network in plain JAX (``lax.conv_general_dilated`` differentiated by JAX: XLA:CPU
+   emits its backward convs as loop nests inside a loop, the behaviour fnnet's ``xla``
+   lowering had before it wrote them in the canonical layout).
+
 Every variant runs in interleaved rounds with alternating order (a short pause
 between variants lets idle worker threads of the previous framework go to sleep); the
 result is the median over rounds of the per-round ratio fnnet / other, printed with
-the load average (the machine is shared: quote the load with the ratios). Run: ``python benchmarks/bench_conv.py [--rounds 7] [--skip-lenet] [--skip-resnet]``.
+the load average (the machine is shared: quote the load with the ratios). Run: ``python benchmarks/bench_conv.py [--rounds 7] [--skip-lenet] [--skip-resnet] [--scan]``.
 """
 from __future__ import annotations
 
@@ -275,11 +284,225 @@ def matmul_step(n=1024):
     return run, 2.0 * n ** 3
 
 
+# ---------------------------------------------------------------------------
+# Train steps inside lax.scan
+
+SCAN_STEPS = 10
+
+
+def _plain_conv(x, k, padding):
+    return lax.conv_general_dilated(x, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def small_cnn(impl):
+    """3x3 convs 3-16-32-64 (SAME), ReLU, 2x2 max pools, global average, dense 10:
+    ``(init params, loss(params, x, y))``; ``impl="plain"`` is plain JAX."""
+    shapes = [(3, 3, 3, 16), (3, 3, 16, 32), (3, 3, 32, 64)]
+
+    def init(key):
+        p = {f"c{i}": jax.random.normal(jax.random.fold_in(key, i), s) * np.sqrt(2 / np.prod(s[:-1]))
+             for i, s in enumerate(shapes)}
+        p["d"] = jax.random.normal(jax.random.fold_in(key, 9), (64, 10)) * 0.1
+        return p
+
+    def loss(p, x, y):
+        h = x
+        for i in range(3):
+            h = (_plain_conv(h, p[f"c{i}"], "SAME") if impl == "plain"
+                 else F.conv(h, p[f"c{i}"], padding="SAME", impl=impl))
+            h = jax.nn.relu(h)
+            if i < 2:
+                h = F.max_pool(h, 2)
+        logits = jnp.mean(h, axis=(1, 2)) @ p["d"]
+        return losses.softmax_cross_entropy_with_integer_labels(logits, y)
+    return init, loss
+
+
+def lenet_classic(impl):
+    """LeNet-5 classic (C1 6@5x5, tanh, avg pool, C3 16@5x5, tanh, avg pool, C5 120@5x5,
+    tanh, F6 84, 10)."""
+    shapes = [(5, 5, 1, 6), (5, 5, 6, 16), (5, 5, 16, 120)]
+
+    def init(key):
+        p = {f"c{i}": jax.random.normal(jax.random.fold_in(key, i), s) * np.sqrt(1 / np.prod(s[:-1]))
+             for i, s in enumerate(shapes)}
+        p["f6"] = jax.random.normal(jax.random.fold_in(key, 7), (120, 84)) * np.sqrt(1 / 120)
+        p["out"] = jax.random.normal(jax.random.fold_in(key, 8), (84, 10)) * np.sqrt(1 / 84)
+        return p
+
+    def loss(p, x, y):
+        h = x
+        for i in range(3):
+            h = (_plain_conv(h, p[f"c{i}"], "VALID") if impl == "plain"
+                 else F.conv(h, p[f"c{i}"], impl=impl))
+            h = jnp.tanh(h)
+            if i < 2:
+                h = F.avg_pool(h, 2)
+        h = jnp.tanh(h.reshape(h.shape[0], -1) @ p["f6"])
+        return losses.softmax_cross_entropy_with_integer_labels(h @ p["out"], y)
+    return init, loss
+
+
+def sgd_runs(model, x, y, impl):
+    """(one dispatch per step, SCAN_STEPS steps in one lax.scan) for a model's SGD step."""
+    init, loss = model(impl)
+    params = init(jax.random.key(0))
+    x, y = jnp.asarray(x), jnp.asarray(y)
+
+    def update(p):
+        return jax.tree.map(lambda a, g: a - LR * g, p, jax.grad(loss)(p, x, y))
+
+    one = jax.jit(update)
+    scanned = jax.jit(lambda p: lax.scan(lambda c, _: (update(c), None), p, None, length=SCAN_STEPS)[0])
+    carry = [params, params]
+
+    def run_one():
+        for _ in range(SCAN_STEPS):
+            carry[0] = one(carry[0])
+        jax.block_until_ready(carry[0])
+
+    def run_scan():
+        carry[1] = scanned(carry[1])
+        jax.block_until_ready(carry[1])
+    return run_one, run_scan
+
+
+def torch_runs(model_name, x, y):
+    import torch
+    t = torch.nn
+    torch.manual_seed(0)
+    if model_name == "small_cnn":
+        net = t.Sequential(t.Conv2d(3, 16, 3, padding=1, bias=False), t.ReLU(), t.MaxPool2d(2),
+                           t.Conv2d(16, 32, 3, padding=1, bias=False), t.ReLU(), t.MaxPool2d(2),
+                           t.Conv2d(32, 64, 3, padding=1, bias=False), t.ReLU(), t.AdaptiveAvgPool2d(1),
+                           t.Flatten(), t.Linear(64, 10, bias=False))
+    else:
+        net = t.Sequential(t.Conv2d(1, 6, 5, bias=False), t.Tanh(), t.AvgPool2d(2),
+                           t.Conv2d(6, 16, 5, bias=False), t.Tanh(), t.AvgPool2d(2),
+                           t.Conv2d(16, 120, 5, bias=False), t.Tanh(), t.Flatten(),
+                           t.Linear(120, 84, bias=False), t.Tanh(), t.Linear(84, 10, bias=False))
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    xt = torch.tensor(np.asarray(x)).permute(0, 3, 1, 2).contiguous()
+    yt = torch.tensor(np.asarray(y)).long()
+
+    def run():
+        for _ in range(SCAN_STEPS):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(xt), yt).backward()
+            opt.step()
+    return run
+
+
+VGG19 = (64, 64, "P", 128, 128, "P", 256, 256, 256, 256, "P", 512, 512, 512, 512, "P", 512, 512, 512, 512)
+
+
+def vgg_style_runs(impl, size=128, steps=2):
+    """A style-transfer step: the gradient of a squared-feature loss at conv5_1's ReLU with
+    respect to the image, through VGG-19's convs (random weights) and 2x2 average pools;
+    ``steps`` gradient steps on the image in one lax.scan, or one dispatch each."""
+    key = jax.random.key(0)
+    ks, cin = [], 3
+    for i, c in enumerate(VGG19):
+        if c != "P":
+            ks.append(jax.random.normal(jax.random.fold_in(key, i), (3, 3, cin, c)) * np.sqrt(2 / (9 * cin)))
+            cin = c
+
+    def loss(img):
+        h, j = img[None], 0
+        for c in VGG19:
+            if c == "P":
+                h = F.avg_pool(h, 2)
+                continue
+            h = jax.nn.relu(_plain_conv(h, ks[j], "SAME") if impl == "plain"
+                            else F.conv(h, ks[j], padding="SAME", impl=impl))
+            j += 1
+        return jnp.mean(h ** 2)
+
+    def update(img):
+        return img - 0.01 * jax.grad(loss)(img)
+
+    img0 = jnp.asarray(np.random.default_rng(0).uniform(size=(size, size, 3)), jnp.float32)
+    one = jax.jit(update)
+    scanned = jax.jit(lambda g: lax.scan(lambda c, _: (update(c), None), g, None, length=steps)[0])
+    carry = [img0, img0]
+
+    def run_one():
+        for _ in range(steps):
+            carry[0] = one(carry[0])
+        carry[0].block_until_ready()
+
+    def run_scan():
+        carry[1] = scanned(carry[1])
+        carry[1].block_until_ready()
+    return run_one, run_scan
+
+
+def torch_vgg_style(size=128, steps=2):
+    import torch
+    t = torch.nn
+    torch.manual_seed(0)
+    layers, cin = [], 3
+    for c in VGG19:
+        if c == "P":
+            layers.append(t.AvgPool2d(2))
+        else:
+            layers += [t.Conv2d(cin, c, 3, padding=1, bias=False), t.ReLU()]
+            cin = c
+    net = t.Sequential(*layers)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    img = torch.rand(1, 3, size, size)
+
+    def run():
+        nonlocal img
+        for _ in range(steps):
+            g = img.clone().requires_grad_(True)
+            net(g).pow(2).mean().backward()
+            img = (img - 0.01 * g.grad).detach()
+    return run
+
+
+def scan_section(rounds, have_torch):
+    rng = np.random.default_rng(0)
+    cases = {"small CNN (batch 32, 32x32x3)": ("small_cnn", small_cnn, rng.normal(size=(32, 32, 32, 3))),
+             "LeNet-5 classic (batch 128, 32x32x1)": ("lenet", lenet_classic, rng.normal(size=(128, 32, 32, 1)))}
+    for title, (tname, model, x) in cases.items():
+        x = x.astype(np.float32)
+        y = rng.integers(0, 10, size=x.shape[0]).astype(np.int32)
+        runs = {}
+        for impl in ("auto", "matmul", "plain"):
+            one, scanned = sgd_runs(model, x, y, impl)
+            name = {"auto": "fnnet", "matmul": "fnnet[matmul]", "plain": "jax"}[impl]
+            runs[name + " scan"], runs[name + " 1/step"] = scanned, one
+        if have_torch:
+            runs["torch"] = torch_runs(tname, x, y)
+        report(title + f", SGD step, {SCAN_STEPS} steps per call", runs, rounds, "fnnet scan", SCAN_STEPS)
+    runs = {}
+    for impl in ("auto", "plain"):
+        one, scanned = vgg_style_runs(impl)
+        name = "fnnet" if impl == "auto" else "jax"
+        runs[name + " scan"], runs[name + " 1/step"] = scanned, one
+    if have_torch:
+        runs["torch"] = torch_vgg_style()
+    report("VGG-19 style step (image gradient, 128x128), 2 steps per call", runs, max(3, rounds // 2),
+           "fnnet scan", 2)
+
+
+def report(title, runs, rounds, base, steps):
+    before = load_average()
+    med, ratio = timed_rounds(runs, rounds, {k: 1 for k in runs}, base=base)
+    print(f"\n{title}, {rounds} rounds (load average {before} before, {load_average()} after)")
+    print(f"  median ms per step; ratio = median over rounds of ({base}) / variant")
+    for k, v in med.items():
+        print(f"  {k:16s} {v / steps:9.2f} ms   {base}/{k} = {ratio[k]:.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--skip-resnet", action="store_true")
     parser.add_argument("--skip-lenet", action="store_true")
+    parser.add_argument("--scan", action="store_true", help="only the train steps inside lax.scan")
     args = parser.parse_args()
     try:
         import torch
@@ -289,6 +512,9 @@ def main():
     print(f"jax {jax.__version__}, backend {jax.default_backend()}"
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if have_torch else ""))
 
+    if args.scan:
+        scan_section(args.rounds, have_torch)
+        return
     if not args.skip_lenet:
         lenet(args.rounds, have_torch)
     if not args.skip_resnet:

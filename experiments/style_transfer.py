@@ -159,10 +159,14 @@ def run(config: Config) -> dict:
     transfer_seconds = time.perf_counter() - t0
     out = {"history": _history(result.history, config.log_every), "transfer_seconds": transfer_seconds}
     hist = {k: np.asarray(v) for k, v in result.history.items()}
-    # the costs of the finished image (the history holds those before each step)
-    acts = jax.jit(lambda g: features(g[None], list(weights) + [config.content_layer]))(result.image)
-    c_acts = jax.jit(lambda c: features(c[None], [config.content_layer]))(content)[config.content_layer]
-    s_acts = jax.jit(lambda s: features(s[None], list(weights)))(style_img)
+    # the costs of the finished image (the history holds those before each step), from one
+    # compiled VGG pass that takes the weights as arguments (as closed-over constants each
+    # compile took twice as long)
+    wanted = list(weights) + [config.content_layer]
+    all_layers = jax.jit(lambda p, s, image: features.apply(p, s, image[None], wanted))
+    acts = all_layers(params, state, result.image)
+    c_acts = all_layers(params, state, content)[config.content_layer]
+    s_acts = all_layers(params, state, style_img)
     final_style = float(style.style_cost(s_acts, acts, weights))
     final_content = float(style.content_cost(c_acts, acts[config.content_layer]))
     out.update(initial_style_cost=float(hist["style"][0]), final_style_cost=final_style,
@@ -181,7 +185,7 @@ def run(config: Config) -> dict:
         out["texture_seconds"] = time.perf_counter() - t0
         th = np.asarray(texture.history["style"])
         out["texture_history"] = _history({"style": th, "total": th}, config.log_every)
-        t_acts = jax.jit(lambda g: features(g[None], list(weights)))(texture.image)
+        t_acts = all_layers(params, state, texture.image)
         out["texture_final_style_cost"] = float(style.style_cost(s_acts, t_acts, weights))
         out["texture_initial_style_cost"] = float(th[0])
         images["texture"] = _png(texture.image)
