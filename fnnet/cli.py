@@ -13,6 +13,14 @@ curves) and, when something failed, ``error.txt`` (the traceback).
 ``--set devices=N``); before ``run`` the command provides that many devices, simulated
 CPU devices when JAX runs on the CPU (``fnnet run data_parallel --devices 8``).
 
+Several processes (one per host, or several on one machine) run one experiment as one
+program on JAX's distributed runtime: ``fnnet run NAME --processes P`` launches ``P``
+processes on this machine (``--devices N``: ``N`` devices in all, ``N / P`` simulated
+per process on a CPU); on a cluster, every host runs ``fnnet run NAME --distributed``
+with ``FNNET_COORDINATOR=host0:port``, ``FNNET_NUM_PROCESSES`` and ``FNNET_PROCESS_ID``
+set (or none of them where JAX detects the cluster: TPU pod slices, Slurm, Open MPI).
+Process 0 writes the run folder (its ``status.json`` records ``processes``).
+
 ``fnnet run NAME --help`` prints the experiment's summary, its typical CPU time and
 every ``Config`` field with its type, default and one-line doc. The doc of a field is
 the ``#`` comment that ends its line in the ``Config`` class (the comments of all the
@@ -75,8 +83,8 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["main", "find_experiments", "load_experiment", "make_config", "run_experiment", "json_safe", "provide_devices",
-           "config_docs", "describe_experiment"]
+__all__ = ["main", "find_experiments", "load_experiment", "make_config", "run_experiment", "json_safe",
+           "provide_devices", "launch_processes", "config_docs", "describe_experiment"]
 
 
 def _search_dirs(explicit: str | None) -> list[Path]:
@@ -175,6 +183,14 @@ def describe_experiment(name: str, module: ModuleType) -> str:
     """What ``--devices N`` sets the ``devices`` field of an experiment that has one (the same as
 ``--set devices=N``); before ``run`` the command provides that many devices, simulated
 CPU devices when JAX runs on the CPU (``fnnet run data_parallel --devices 8``).
+
+Several processes (one per host, or several on one machine) run one experiment as one
+program on JAX's distributed runtime: ``fnnet run NAME --processes P`` launches ``P``
+processes on this machine (``--devices N``: ``N`` devices in all, ``N / P`` simulated
+per process on a CPU); on a cluster, every host runs ``fnnet run NAME --distributed``
+with ``FNNET_COORDINATOR=host0:port``, ``FNNET_NUM_PROCESSES`` and ``FNNET_PROCESS_ID``
+set (or none of them where JAX detects the cluster: TPU pod slices, Slurm, Open MPI).
+Process 0 writes the run folder (its ``status.json`` records ``processes``).
 
 ``fnnet run NAME --help`` prints below the options: summary, CPU time, Config fields."""
     info = _static_info(Path(module.__file__))
@@ -516,17 +532,35 @@ def _now() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")
 
 
-def provide_devices(count: int) -> None:
+def provide_devices(count: int, distributed: bool = False) -> None:
     """Make ``count`` devices available before JAX starts its backend: on the CPU
     backend, ``count`` simulated CPU devices (``jax_num_cpu_devices``); accelerators are
-    used as they are. Raises ``SystemExit`` when fewer than ``count`` devices exist."""
+    used as they are. With ``distributed``, first join the processes of a multi-process
+    run (:func:`fnnet.parallel.initialize` from ``FNNET_COORDINATOR``,
+    ``FNNET_NUM_PROCESSES``, ``FNNET_PROCESS_ID`` or JAX's cluster detection): ``count``
+    is then the devices of all processes, each simulating its share on a CPU. Raises
+    ``SystemExit`` when fewer than ``count`` devices exist."""
     import jax
 
-    if count > 1:
+    processes = 1
+    if distributed:
         try:
-            jax.config.update("jax_num_cpu_devices", max(count, jax.config.jax_num_cpu_devices))
+            processes = max(1, int(os.environ.get("FNNET_NUM_PROCESSES") or 1))
+        except ValueError:
+            raise SystemExit(f"fnnet: expected an integer in FNNET_NUM_PROCESSES, got "
+                             f"{os.environ['FNNET_NUM_PROCESSES']!r}") from None
+    local = -(-count // processes)
+    if local > 1:
+        try:
+            jax.config.update("jax_num_cpu_devices", max(local, jax.config.jax_num_cpu_devices))
         except RuntimeError:  # the backend already started: use the devices it has
             pass
+    if distributed:
+        from fnnet.parallel import initialize
+        try:
+            initialize()
+        except ValueError as e:
+            raise SystemExit(f"fnnet: {e}") from None
     if jax.device_count() < count:
         raise SystemExit(f"fnnet: expected {count} devices, found {jax.device_count()} "
                          f"({jax.default_backend()}); JAX had started before they could be simulated")
@@ -534,11 +568,14 @@ def provide_devices(count: int) -> None:
 
 def run_experiment(name: str, *, seed: int | None = None, overrides: list[str] = (),
                    out: str = "runs", directory: str | None = None, verbose: bool = False,
-                   devices: int | None = None) -> tuple[dict, Path]:
+                   devices: int | None = None, distributed: bool = False) -> tuple[dict, Path | None]:
     """Run one experiment and write its run directory; returns (summary, run_dir).
 
     A ``Config`` with a ``devices`` field gets that many devices (:func:`provide_devices`)
-    before ``run``; ``devices`` here sets the field, like ``--devices N``.
+    before ``run``; ``devices`` here sets the field, like ``--devices N``. With
+    ``distributed`` this process joins a multi-process run first (``--distributed``):
+    every process runs the experiment, process 0 writes the run directory, and the
+    others return ``({"process_index": i, "wall_time_s": t}, None)``.
 
     The summary is the JSON-safe result without its history, with ``wall_time_s``,
     ``plots`` (paths) and ``errors`` (failures after the result was saved). An
@@ -546,8 +583,15 @@ def run_experiment(name: str, *, seed: int | None = None, overrides: list[str] =
     """
     module = load_experiment(name, directory)
     config = make_config(module, seed, overrides, devices)
-    if hasattr(config, "devices"):
-        provide_devices(config.devices)
+    if hasattr(config, "devices") or distributed:
+        provide_devices(getattr(config, "devices", 1), distributed)
+    if distributed:
+        import jax
+        if jax.process_index() != 0:  # the same program; process 0 keeps the record
+            start = time.perf_counter()
+            module.run(config)
+            return {"process_index": jax.process_index(),
+                    "wall_time_s": round(time.perf_counter() - start, 3)}, None
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) / name / f"{stamp}-seed{getattr(config, 'seed', 'na')}"
     suffix = 1
@@ -556,6 +600,9 @@ def run_experiment(name: str, *, seed: int | None = None, overrides: list[str] =
         suffix += 1
     run_dir.mkdir(parents=True)
     status = {"experiment": name, "status": "running", "started": _now(), "pid": os.getpid()}
+    if distributed:
+        import jax
+        status["processes"] = jax.process_count()
     write_status = lambda: _write_text(run_dir / "status.json", _dumps(status, 2) + "\n")  # noqa: E731
     write_status()
     _write_text(run_dir / "config.json", _dumps(dataclasses.asdict(config), 2) + "\n")
@@ -653,6 +700,71 @@ def _list(directory: str | None) -> None:
         print(f"{name:<{width}}  {_cpu_time(info['cpu_seconds']):<12}  {_summary_line(name, info['doc'])}")
 
 
+def _without_processes(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--processes P`` (or ``--processes=P``)."""
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a == "--processes":
+            skip = True
+        elif not a.startswith("--processes="):
+            out.append(a)
+    return out
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_processes(count: int, argv: list[str], timeout: float | None = None) -> int:
+    """Run ``fnnet <argv> --distributed`` as ``count`` processes on this machine, joined
+    through a coordinator on a free localhost port (``FNNET_COORDINATOR``,
+    ``FNNET_NUM_PROCESSES``, ``FNNET_PROCESS_ID`` in each one's environment).
+
+    Process 0 prints to this terminal and writes the run; the others' output is kept
+    and shown if one fails. When a process fails the others are stopped (they would
+    wait for it in their next collective). Returns the first non-zero exit code, else 0.
+    """
+    import tempfile
+    port = _free_port()
+    procs, logs = [], []
+    for i in range(count):
+        env = {**os.environ, "FNNET_COORDINATOR": f"localhost:{port}", "FNNET_NUM_PROCESSES": str(count),
+               "FNNET_PROCESS_ID": str(i)}
+        log = None if i == 0 else tempfile.TemporaryFile(mode="w+")
+        logs.append(log)
+        procs.append(subprocess.Popen([sys.executable, "-m", "fnnet.cli", *argv, "--distributed"], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT if log else None))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    failed = None
+    try:
+        while any(p.poll() is None for p in procs):
+            failed = next((i for i, p in enumerate(procs) if p.poll() not in (None, 0)), None)
+            if failed is not None or (deadline is not None and time.monotonic() > deadline):
+                break
+            time.sleep(0.2)
+        failed = next((i for i, p in enumerate(procs) if p.poll() not in (None, 0)), failed)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if failed is None and all(p.returncode == 0 for p in procs):
+        return 0
+    failed = failed if failed is not None else next(i for i, p in enumerate(procs) if p.returncode)
+    for i, log in enumerate(logs):
+        if log is not None and procs[i].returncode not in (0, None):
+            log.seek(0)
+            print(f"--- process {i} (exit {procs[i].returncode}):\n{log.read()[-4000:]}", file=sys.stderr)
+    print(f"fnnet: process {failed} of {count} failed (exit {procs[failed].returncode}); "
+          "the others were stopped", file=sys.stderr)
+    return procs[failed].returncode or 1
+
+
 class _Once(argparse.Action):
     """Store an option's value, refusing a second one (``--seed 1 --seed 2``)."""
 
@@ -668,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     p_list = sub.add_parser("list", help="list the experiments, their typical CPU time and summary")
     p_list.add_argument("--experiments", help="directory of experiment files")
     p_run = sub.add_parser("run", help="run an experiment and write runs/NAME/<run-id>/", add_help=False,
-                           usage="fnnet run NAME [--seed N] [--devices N] [--set FIELD=VALUE ...] "
+                           usage="fnnet run NAME [--seed N] [--devices N] [--processes P | --distributed] "
+                                 "[--set FIELD=VALUE ...] "
                                  "[--out DIR] [--experiments DIR] [-h]")
     p_run.add_argument("name", nargs="?", help="the experiment (fnnet list shows them)")
     p_run.add_argument("-h", "--help", action="store_true",
@@ -677,6 +790,12 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--devices", type=int, action=_Once,
                        help="devices for an experiment with a devices field (simulated CPU devices "
                             "on a CPU; the same as --set devices=N)")
+    p_run.add_argument("--processes", type=int, action=_Once, metavar="P",
+                       help="launch P processes on this machine joined into one run (with --devices N: "
+                            "N devices in all, N/P per process)")
+    p_run.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run (FNNET_COORDINATOR, FNNET_NUM_PROCESSES, "
+                            "FNNET_PROCESS_ID, or JAX's cluster detection); process 0 writes the run")
     p_run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="override a Config field (repeatable); tuples as 64,32 or [64,32]")
     p_run.add_argument("--out", default="runs", help="output root (default: runs)")
@@ -697,9 +816,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.name:
             p_run.error("the experiment NAME is required (fnnet list shows them)")
+        if args.processes is not None:
+            if args.distributed:
+                p_run.error("--processes launches the processes itself; --distributed joins a run "
+                            "started elsewhere: give one")
+            if args.processes < 1:
+                p_run.error(f"expected --processes >= 1, got {args.processes}")
+            if args.devices is not None and args.devices % args.processes:
+                p_run.error(f"expected --devices divisible by --processes {args.processes}, "
+                            f"got {args.devices}")
+            return launch_processes(args.processes, _without_processes(sys.argv[1:] if argv is None else argv))
         summary, run_dir = run_experiment(args.name, seed=args.seed, overrides=args.set,
                                           out=args.out, directory=args.experiments, verbose=True,
-                                          devices=args.devices)
+                                          devices=args.devices, distributed=args.distributed)
+        if run_dir is None:  # a process other than the first of a multi-process run
+            return 0
         _print_summary(args.name, summary, run_dir)
         return 1 if summary["errors"] else 0
     root = Path.cwd() / "benchmarks"

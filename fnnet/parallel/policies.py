@@ -34,7 +34,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fnnet.parallel.mesh import axis_size, check_mesh
-from fnnet.train.placement import Placement
+from fnnet.train.placement import Placement, place
 
 __all__ = ["ShardingPolicy", "data_parallel", "fully_sharded", "tensor_parallel", "MEGATRON_RULES",
            "path_str", "param_shardings", "state_shardings", "opt_state_shardings",
@@ -246,7 +246,7 @@ def shard_batch(policy: ShardingPolicy, *batch):
     _check_policy("shard_batch", policy)
     check_batch("shard_batch", policy, *batch)
     sharding = batch_sharding(policy)
-    placed = tuple(jax.tree.map(lambda a: jax.device_put(a, sharding), tree) for tree in batch)
+    placed = tuple(place(tree, sharding) for tree in batch)
     return placed[0] if len(placed) == 1 else placed
 
 
@@ -254,7 +254,7 @@ def shard_state(policy: ShardingPolicy, params, state, opt_state):
     """``(params, state, opt_state)`` placed on the mesh as the policy says."""
     _check_policy("shard_state", policy)
     shardings = train_state_shardings(policy, params, state, opt_state)
-    return tuple(jax.device_put(tree, sh) for tree, sh in zip((params, state, opt_state), shardings))
+    return tuple(place(tree, sh) for tree, sh in zip((params, state, opt_state), shardings))
 
 
 def shard_population(policy: ShardingPolicy, *trees):
@@ -272,5 +272,5 @@ def shard_population(policy: ShardingPolicy, *trees):
                                  f"devices of the mesh's data axis, got {path_str(path) or 'a leaf'} "
                                  f"of shape {tuple(shape)}")
     sharding = batch_sharding(policy)
-    placed = tuple(jax.tree.map(lambda a: jax.device_put(a, sharding), tree) for tree in trees)
+    placed = tuple(place(tree, sharding) for tree in trees)
     return placed[0] if len(placed) == 1 else placed

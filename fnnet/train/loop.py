@@ -50,7 +50,7 @@ import numpy as np
 from fnnet.nn.module import Module
 from fnnet.train.checkpoint import _flatten_to_arrays, _stale_temporary_files, _write_arrays
 from fnnet.train.periods import BatchOrder, compiled_steps, stepwise
-from fnnet.train.placement import Placement, placement_of
+from fnnet.train.placement import Placement, place, placement_of, to_host
 from fnnet.train.resume import Progress, load_progress, progress_tree, run_settings
 from fnnet.train.step import make_eval_step, make_train_step
 
@@ -184,7 +184,11 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         for the mesh (:mod:`fnnet.train.placement`); ``batch_size`` is the global batch,
         split over the ``data`` axis, so every batch size must divide by its device
         count (checked first). The results equal the single-device run up to the order
-        of floating-point sums; the returned variables stay sharded.
+        of floating-point sums; the returned variables stay sharded. Over several
+        processes (``fnnet.parallel.initialize``) every process calls ``fit`` with the
+        same arguments and data; the progress bar shows on process 0 only, and the
+        ``checkpoint`` is gathered from all processes and written by process 0 (resume
+        reads it on every process: give a path on a file system they share).
 
     Raises:
       ValueError: bad arguments or data (the message names the offending index); on
@@ -225,8 +229,8 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
             placement = placement_of("fit", policy, params, state, opt_state)
             placement.check_batches("fit", len(x_train), batch_size, drop_last)
             params, state, opt_state = placement.put(params, state, opt_state)
-            x_train, y_train = jax.device_put((x_train, y_train), placement.replicated)
-            dev = None if dev is None else jax.device_put(dev, placement.replicated)
+            x_train, y_train = place((x_train, y_train), placement.replicated)
+            dev = None if dev is None else place(dev, placement.replicated)
         step_fn, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, placement=placement)
         batch_items = tuple((batch_metrics or {}).items())
         train_fn = (step_fn if not batch_items else
@@ -331,7 +335,11 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
                     run.waited += 1
                     run.stopped = run.waited > early_stopping.patience
             if checkpoint is not None:
-                _write_arrays(checkpoint, _flatten_to_arrays(progress_tree(run, key, settings, early_stopping)))
+                tree = progress_tree(run, key, settings, early_stopping)
+                if placement is not None and jax.process_count() > 1:
+                    tree = to_host(tree)  # every process gathers; process 0 writes
+                if jax.process_index() == 0:
+                    _write_arrays(checkpoint, _flatten_to_arrays(tree))
                 on_disk = _period_name(run.step, eval_every, steps_per_epoch)
             for fn in logs:
                 fn(entry)
@@ -385,6 +393,7 @@ def _build_steps(model, loss_fn, optimizer, penalty, batch_hook, metric_items, p
 def _split_losses(losses):
     """The losses of a run of steps as a NumPy array, and the batch metrics (a dict of
     arrays, empty without them)."""
+    losses = to_host(losses)  # a population's losses may be split over several processes
     if isinstance(losses, dict):
         values = {k: np.asarray(v) for k, v in losses.items()}
         return values.pop("loss"), values
@@ -429,8 +438,8 @@ def _period_name(step: int, eval_every, steps_per_epoch: int) -> str:
 
 
 def _progress_bar(progress, total: int, done: int):
-    if progress is None:
-        progress = sys.stderr.isatty() and not os.environ.get("CI")
+    if progress is None:  # on in a terminal, off in CI, off on all processes but the first
+        progress = sys.stderr.isatty() and not os.environ.get("CI") and jax.process_index() == 0
     if not progress:
         return None
     from tqdm.auto import tqdm

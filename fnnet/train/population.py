@@ -15,6 +15,7 @@ import numpy as np
 from fnnet.nn.module import Module
 from fnnet.train.loop import FitResult, _check_data, _progress_bar, _schedule, _split_losses, _steps
 from fnnet.train.periods import BatchOrder, compiled_steps
+from fnnet.train.placement import to_host
 
 __all__ = ["fit_population"]
 
@@ -126,6 +127,6 @@ def _evaluate_members(evaluate_step: Callable, params, state, x, y, batch_size: 
     totals: dict = {}
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        for name, value in evaluate_step(params, state, xb, yb).items():
+        for name, value in to_host(evaluate_step(params, state, xb, yb)).items():
             totals[name] = totals.get(name, 0.0) + np.asarray(value, np.float64) * len(xb)
     return {name: total / len(x) for name, total in totals.items()}

@@ -61,6 +61,15 @@ def data(name: str, seed: int = 0):
     return x, y
 
 
+def fit_data(seed: int = 0):
+    """``(x, y), (x_dev, y_dev)`` for ``fit`` runs of the MLP: 64 training rows (4 global
+    batches) and 32 dev rows, from NumPy (identical in every process)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(96, MODELS["mlp"][1][1])).astype(np.float32)
+    y = rng.integers(0, 4, size=(96,)).astype(np.int32)
+    return (x[:64], y[:64]), (x[64:], y[64:])
+
+
 def setup(name: str):
     """``model, loss_fn, optimizer, params, state, opt_state`` of program ``name``."""
     make, shape = MODELS[name]
