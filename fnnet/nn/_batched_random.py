@@ -53,7 +53,7 @@ __all__: list[str] = []
 _CALLS = ("jit", "pjit", "closed_call", "core_call")
 
 # Counters per row of a draw wave: a draw wastes at most ROW - 1 hashes of padding.
-ROW = 256
+ROW = 1024
 
 _ELEMENTWISE = frozenset({
     "add", "sub", "mul", "div", "rem", "max", "min", "neg", "sign", "floor", "ceil", "round",
