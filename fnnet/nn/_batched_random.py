@@ -270,7 +270,8 @@ class _Evaluator:
 
     def key_words(self, keys):
         """uint32 ``[len(keys), 2]``: the words of each key, every ``fold_in`` chain
-        computed in one kernel (one hash per level, ``where`` past a chain's end)."""
+        computed at once (one hash per level, ``where`` past a chain's end). XLA fuses
+        it into the kernel that gathers the keys of a draw wave's rows."""
         roots = np.array([k.root for k in keys])
         k1, k2 = self.r1[roots], self.r2[roots]
         depth = np.array([len(k.path) for k in keys])
@@ -285,7 +286,7 @@ class _Evaluator:
             else:
                 more = jnp.asarray(depth > level)
                 k1, k2 = jnp.where(more, n1, k1), jnp.where(more, n2, k2)
-        return self.solid(jnp.stack([k1, k2], axis=1))
+        return jnp.stack([k1, k2], axis=1)
 
     def as_key(self, key):
         """``key`` (a ``_Key`` or a traced threefry key) as a ``_Key``."""
@@ -373,8 +374,8 @@ class _Evaluator:
         sizes = [n for *_, n in draws]
         width = min(ROW, 1 << (max(sizes) - 1).bit_length())
         layout = _Layout(sizes, width)
-        k1 = words[layout.owner, 0][:, None]
-        k2 = words[layout.owner, 1][:, None]
+        keys = words[layout.owner]  # [rows, 2]: one gather
+        k1, k2 = keys[:, :1], keys[:, 1:]
         counters = (jnp.asarray(layout.row_in_piece * np.uint32(width))[:, None]
                     + jax.lax.broadcasted_iota(jnp.uint32, (1, width), 1))
         b1, b2 = threefry2x32(k1, k2, jnp.zeros_like(counters), counters)
