@@ -14,15 +14,24 @@ for fnnet and Flax, model construction excluded). Rows:
   ResNet-18 with batch norm), with those libraries' default initialisers.
 
 Rounds are interleaved (one process per row per round, rows in turn) and the script
-prints the median of the per-round ratios ``row / compiled``. Input: LeNet-5
-``(1, 32, 32, 1)``, ResNet-18 ``(1, 224, 224, 3)``, 1000 classes.
+prints the median of the per-round ratios ``row / compiled`` with their range, and the
+load average before and after. Input: LeNet-5 ``(1, 32, 32, 1)``, ResNet-18
+``(1, 224, 224, 3)``, 1000 classes.
 
-Run: ``python benchmarks/bench_init.py [--rounds 5] [--models lenet5,resnet18]``
+``--phases`` instead splits the compiled first init, in fresh processes, into its
+phases (``fnnet.nn._batched_random.compile_batched``): ``trace`` (the init to a jaxpr,
+shape inference included), ``rewrite`` (the batched evaluation of the jaxpr), ``lower``
+(to StableHLO), ``compile`` (XLA), ``run`` and ``assemble`` (the parameters cut from
+the buffers on the host).
+
+Run: ``python benchmarks/bench_init.py [--rounds 5] [--models lenet5,resnet18] [--phases]``
 (Flax and Equinox come with ``pip install -e '.[bench]'``; missing ones are skipped).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -124,7 +133,28 @@ def _equinox(model_name):
     return time.perf_counter() - start
 
 
+def _phases(model_name):
+    import jax
+    import jax.numpy as jnp
+    from fnnet import models
+    from fnnet.nn._batched_random import compile_batched
+    from fnnet.nn.module import _INIT_COMPILER_OPTIONS
+    model = getattr(models, model_name)(CLASSES[model_name])
+    spec = jax.ShapeDtypeStruct(SHAPES[model_name], jnp.float32)
+    key = jax.random.key(0)
+    timings = {}
+    start = time.perf_counter()
+    run = compile_batched(lambda k: model.init._traced(k, spec), key,
+                          compiler_options=_INIT_COMPILER_OPTIONS, timings=timings)
+    jax.block_until_ready(run(key))
+    timings["total"] = time.perf_counter() - start
+    return timings
+
+
 def worker(model_name, row):
+    if row == "phases":
+        print(json.dumps(_phases(model_name)))
+        return
     seconds = _fnnet(model_name, row) if row in ("compiled", "eager") else {
         "flax": _flax, "equinox": _equinox}[row](model_name)
     print(f"{seconds:.6f}")
@@ -145,10 +175,21 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--models", default="lenet5,resnet18")
     parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--phases", action="store_true", help="time the phases of the compiled init")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "ROW"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
+        return
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    if args.phases:
+        for model_name in args.models.split(","):
+            runs = [json.loads(subprocess.run([sys.executable, __file__, "--worker", model_name, "phases"],
+                                              check=True, capture_output=True, text=True).stdout.split("\n")[-2])
+                    for _ in range(args.rounds)]
+            print(f"{model_name}: compiled first init by phase, median of {args.rounds} fresh processes (s)")
+            print("  " + "  ".join(f"{k} {statistics.median(r[k] for r in runs):.3f}" for k in runs[0]))
+        print(f"load average {os.getloadavg()[0]:.2f}")
         return
     rows = [r for r in args.rows.split(",") if available(r)]
     for model_name in args.models.split(","):
@@ -163,7 +204,9 @@ def main():
             ratios = [t / c for t, c in zip(times[row], times["compiled"])]
             print(f"  {row:9s} median {statistics.median(times[row]):7.2f} s  "
                   f"(min {min(times[row]):6.2f}, max {max(times[row]):6.2f})  "
-                  f"median ratio / compiled {statistics.median(ratios):5.2f}")
+                  f"median ratio / compiled {statistics.median(ratios):5.2f} "
+                  f"(range {min(ratios):.2f}-{max(ratios):.2f})")
+        print(f"load average {os.getloadavg()[0]:.2f}")
         sys.stdout.flush()
 
 

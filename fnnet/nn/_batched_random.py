@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import jax
 import jax.numpy as jnp
@@ -84,36 +85,58 @@ def threefry2x32(k1, k2, x1, x2):
     return x1, x2
 
 
-def compile_batched(fn, *args, compiler_options=None):
+def compile_batched(fn, *args, compiler_options=None, timings: dict | None = None):
     """``run(*args) == fn(*args)`` bit for bit, ``fn`` traced once for the avals of
     ``args`` and compiled as one program with its hashes and elementwise transforms
     batched (module docstring). ``run`` must be called outside a trace, with arguments
-    of the same shapes and dtypes."""
+    of the same shapes and dtypes. ``timings``, if given, receives the seconds of each
+    phase: ``trace`` (``fn`` to a jaxpr), ``rewrite`` (the batched evaluation),
+    ``lower`` (the rest of lowering to StableHLO), ``compile`` (XLA), and at each call
+    of ``run`` ``run`` (the program, to ``block_until_ready``) and ``assemble`` (the
+    leaves cut from the buffers on the host)."""
     plan = {}
+    clock = {} if timings is None else timings
 
     def traced(*a):
+        start = time.perf_counter()
         closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*a)
+        clock["trace"] = time.perf_counter() - start
+        start = time.perf_counter()
         outs = _Evaluator().run(closed, jax.tree.leaves(a))
         plan["tree"] = jax.tree.structure(out_shape)
         bufs, arrays, plan["items"] = _split_outputs(outs, closed.jaxpr.outvars)
+        clock["rewrite"] = time.perf_counter() - start
         return bufs, arrays
 
+    start = time.perf_counter()
     lowered = jax.jit(traced).lower(*args)
+    clock["lower"] = time.perf_counter() - start - clock["trace"] - clock["rewrite"]
+    start = time.perf_counter()
     executable = lowered.compile(compiler_options) if compiler_options else lowered.compile()
+    clock["compile"] = time.perf_counter() - start
 
     def run(*a):
+        start = time.perf_counter()
         bufs, arrays = executable(*a)
+        if timings is not None:
+            jax.block_until_ready((bufs, arrays))
+            timings["run"] = time.perf_counter() - start
+            start = time.perf_counter()
         hosts = [np.asarray(b) for b in bufs]
         leaves = []
         for kind, *what in plan["items"]:
             if kind == "piece":
-                b, start, n, shape = what
-                leaves.append(jax.device_put(hosts[b][start:start + n].reshape(shape)))
+                b, first, n, shape = what
+                leaves.append(jax.device_put(hosts[b][first:first + n].reshape(shape)))
             elif kind == "host":
                 leaves.append(jax.device_put(np.array(what[0])))
             else:
                 leaves.append(arrays[what[0]])
-        return jax.tree.unflatten(plan["tree"], leaves)
+        out = jax.tree.unflatten(plan["tree"], leaves)
+        if timings is not None:
+            jax.block_until_ready(out)
+            timings["assemble"] = time.perf_counter() - start
+        return out
 
     run.compiled = executable
     return run
