@@ -3,7 +3,14 @@
 Two lowerings compute the same function:
 
 - ``"xla"``: ``lax.conv_general_dilated`` and ``lax.reduce_window``, XLA's native
-  convolution and windowed reduction. Used on GPU and TPU, where they are fast.
+  convolution and windowed reduction. Used on GPU and TPU, where they are fast. On
+  CPU the convolution (groups = 1, and ``conv_transpose``) is a ``jax.custom_jvp``
+  whose reverse-mode convolutions are written in the one layout XLA:CPU runs on its
+  conv library (``fnnet.functional.conv._conv_canonical``): XLA:CPU rewrites other
+  layouts into it only in a program's entry computation, so JAX's own backward convs
+  ran as emitted loop nests inside ``lax.scan`` (``fit(compile_epochs=True)``,
+  ``fit_population``, a style-transfer loop), 20-150x slower per step. Outside loops
+  the gradients are bit-identical to JAX's.
 - ``"matmul"``: convolution as one matmul of the patch matrix with the kernel (im2col:
   the patches are built one spatial axis at a time from strided slices of the padded
   input), with a ``jax.custom_jvp`` whose tangent is written so that JAX's transpose
@@ -19,8 +26,9 @@ the kernel's static shapes only: ``"xla"`` on GPU and TPU; on CPU
 (``jax.default_backend() == "cpu"``) the lowering that measured faster in
 ``benchmarks/bench_conv.py``: ``"matmul"`` for 1x1 convs, convs with one input channel
 per group (first layers, depthwise), small convs with few input channels (at most 8
-per group and 32768 input pixels, e.g. LeNet's second layer) and non-overlapping
-pooling; ``"xla"`` otherwise.
+per group and 32768 input pixels, e.g. LeNet's second layer), convs with at most 16
+output pixels per image (LeNet's C5, the 4x4 stage of a small ResNet) and
+non-overlapping pooling; ``"xla"`` otherwise.
 
 The choice is an argument of every kernel (``impl=``) and a field of every conv and
 pool Module (``nn.conv(32, 3, impl="xla")``), so it is part of the traced function

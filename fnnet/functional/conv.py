@@ -136,12 +136,15 @@ def _shifted_views(xp, window, stride, dilation, out):
     return views
 
 
+# Most output pixels per image of a conv that "auto" lowers as a matmul whatever its channels.
+_MAX_MATMUL_OUT_PIXELS = 16
+
 # Largest im2col patch matrix (entries, at most input pixels x window x channels) that
 # "auto" builds on CPU: 2**25 float32 are 128 MiB.
 _MAX_PATCH_ELEMENTS = 1 << 25
 
 
-def _cpu_choice(x, kernel, groups) -> str:
+def _cpu_choice(x, kernel, groups, out_pixels: int | None = None) -> str:
     """The lowering that measured faster on CPU for these shapes (benchmarks/bench_conv.py).
 
     XLA:CPU sends a convolution to its fast library (YNNPACK) only when
@@ -154,6 +157,12 @@ def _cpu_choice(x, kernel, groups) -> str:
     forcing the matmul lowering everywhere made the ResNet-18 step 1.3x slower.
     The im2col patch matrix is kept for the backward, so it is used only up to
     ``_MAX_PATCH_ELEMENTS`` entries (about 10x LeNet's first layer).
+
+    Convs with at most ``_MAX_MATMUL_OUT_PIXELS`` (16) output pixels per image (LeNet's
+    C5, a 5x5 window over a 5x5 input; the last stage of a small ResNet) are matmuls
+    too: their gradient (forward + backward) measured 5-10x faster as im2col than as
+    XLA's conv for C5 and 2.2x for a 4x4 grid with 64 channels, while at 8x8 and
+    beyond XLA's conv was as fast or faster (0.5-0.9x).
     """
     nd = x.ndim - 2
     if all(f == 1 for f in kernel.shape[:nd]) and groups == 1:
@@ -161,6 +170,8 @@ def _cpu_choice(x, kernel, groups) -> str:
     pixels = x.shape[0] * math.prod(x.shape[1:-1])
     if groups == 1 and pixels * math.prod(kernel.shape[:-1]) > _MAX_PATCH_ELEMENTS:
         return "xla"
+    if groups == 1 and out_pixels is not None and out_pixels <= _MAX_MATMUL_OUT_PIXELS:
+        return "matmul"
     if kernel.shape[-2] == 1:
         return "matmul"
     if kernel.shape[-2] <= 8 and pixels <= 32768:
@@ -474,7 +485,8 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, stri
     _check_fits(name, x.shape[1:-1], window, pads, dilation)
     kernel = kernel.astype(jnp.result_type(x, kernel))
     x = x.astype(kernel.dtype)
-    if resolve(name, impl, _cpu_choice(x, kernel, groups)) == "matmul":
+    out_pixels = math.prod(conv_output_shape(x.shape[1:-1], window, stride, pads, dilation))
+    if resolve(name, impl, _cpu_choice(x, kernel, groups, out_pixels)) == "matmul":
         y = _conv_matmul(x, kernel, stride, pads, dilation, groups)
     else:
         y = _conv_xla(x, kernel, stride, pads, dilation, groups)
@@ -547,7 +559,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = Non
     # stride-1 conv with the spatially flipped kernel.
     tpads = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(eff, pads)]
     flipped = lax.rev(kernel, tuple(range(nd)))
-    if resolve(name, impl, _cpu_choice(x, kernel, 1)) == "xla":
+    if resolve(name, impl, _cpu_choice(x, kernel, 1, math.prod(out))) == "xla":
         if jax.default_backend() == "cpu":  # reverse mode in XLA:CPU's conv layout (_conv_canonical)
             y = _conv_canonical(x, flipped, (1,) * nd, tuple(tuple(p) for p in tpads), tuple(dilation),
                                 tuple(stride))

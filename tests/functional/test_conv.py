@@ -256,17 +256,21 @@ def test_lowering_is_an_explicit_static_choice(rng):
         step(params, x)
         lowered = str(step.lower(params, x).as_text())
         assert ("convolution" in lowered) == (impl == "xla"), impl
-    # "auto": on CPU, 1x1 windows, one input channel per group or small convs with few
-    # channels go to matmul (unless the patch matrix would exceed 2**25 entries), the
-    # rest to XLA.
+    # "auto": on CPU, 1x1 windows, one input channel per group, small convs with few
+    # channels or at most 16 output pixels per image go to matmul (unless the patch
+    # matrix would exceed 2**25 entries), the rest to XLA.
     cpu = jax.default_backend() == "cpu"
-    wide = jax.ShapeDtypeStruct((1, 6, 6, 16), jnp.float32)
+    wide = jax.ShapeDtypeStruct((1, 10, 10, 16), jnp.float32)
+    grid4 = jax.ShapeDtypeStruct((1, 6, 6, 16), jnp.float32)      # 3x3 VALID: 4x4 output
+    c5 = jax.ShapeDtypeStruct((2, 5, 5, 16), jnp.float32)         # LeNet's C5: 1x1 output
     big = jax.ShapeDtypeStruct((1, 200, 200, 2), jnp.float32)
     big1 = jax.ShapeDtypeStruct((1, 200, 200, 1), jnp.float32)
     huge1 = jax.ShapeDtypeStruct((16, 512, 512, 1), jnp.float32)  # patch matrix > 2**25
     for inp, kshape, matmul_on_cpu in [(x, (3, 3, 2, 2), True), (wide, (3, 3, 16, 2), False),
                                        (big, (3, 3, 2, 2), False), (big1, (3, 3, 1, 2), True),
-                                       (wide, (1, 1, 16, 2), True), (huge1, (5, 5, 1, 8), False)]:
+                                       (wide, (1, 1, 16, 2), True), (huge1, (5, 5, 1, 8), False),
+                                       (grid4, (3, 3, 16, 2), True), (c5, (5, 5, 16, 120), True),
+                                       (jax.ShapeDtypeStruct((1, 7, 7, 16), jnp.float32), (3, 3, 16, 2), False)]:
         kernel = jax.ShapeDtypeStruct(kshape, jnp.float32)
         jaxpr = str(jax.make_jaxpr(lambda v, k: F.conv(v, k))(inp, kernel))
         assert ("conv_general_dilated" not in jaxpr) == (cpu and matmul_on_cpu), (inp.shape, kshape)
