@@ -161,6 +161,9 @@ def dot_product_attention(q, k, v, *, mask=None, bias=None, scale: float | None 
             raise TypeError(f"{name}: expected a bool mask (True = attend), got {jnp.result_type(mask)}; "
                             "pass additive float masks as bias")
         mask = _broadcast_to_logits(name, "mask", mask, shape)
+    # is_causal alone never masks a whole row (key 0 is open to every query): a plain
+    # softmax after -inf logits is exact there, and cheaper than the guarded masked_softmax
+    causal_only = is_causal and mask is None and bias is None
     if is_causal:
         mask = combine_masks(mask, jnp.broadcast_to(causal_mask(t, s), shape))
     scale = 1.0 / math.sqrt(d) if scale is None else scale
@@ -170,7 +173,10 @@ def dot_product_attention(q, k, v, *, mask=None, bias=None, scale: float | None 
     logits = jnp.einsum("btkgd,bskd->bkgts", qg, k).reshape(shape) * jnp.asarray(scale, q.dtype)
     if bias is not None:
         logits = logits + _broadcast_to_logits(name, "bias", bias, shape).astype(logits.dtype)
-    weights = masked_softmax(logits, mask)
+    if causal_only:
+        weights = jax.nn.softmax(jnp.where(mask, logits, -jnp.inf), axis=-1)
+    else:
+        weights = masked_softmax(logits, mask)
     used = weights
     if dropout_rate:
         keep = jax.random.bernoulli(key, 1.0 - dropout_rate, shape)

@@ -122,6 +122,29 @@ def test_gradient_float64(x64, rng, wrt):
     gradcheck.check_gradients(f, args[wrt], tol=1e-7)
 
 
+@pytest.mark.parametrize("wrt", ["q", "k", "v"])
+def test_causal_without_mask_or_bias_float64(x64, rng, wrt):
+    """``is_causal`` alone takes a plain softmax after -inf logits (no row is empty):
+    the NumPy loop's values, finite differences' gradients, and finite gradients for
+    logits of 1e3 (the shifted exp never overflows)."""
+    q, k, v = (jnp.asarray(a) for a in _qkv(rng, b=1, t=3, s=4, h=2, hk=1, d=3, dv=2))
+    allowed = np.broadcast_to(np.arange(4)[None, :] <= np.arange(3)[:, None], (1, 2, 3, 4))
+    want, weights = attention_loop(np.asarray(q), np.asarray(k), np.asarray(v), allowed,
+                                   np.zeros((1, 2, 3, 4)), 1 / np.sqrt(3))
+    got, got_weights = dot_product_attention(q, k, v, is_causal=True, return_weights=True)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_weights, weights, rtol=1e-12, atol=1e-12)
+    args = {"q": q, "k": k, "v": v}
+    w = jnp.asarray(rng.normal(size=(1, 3, 2, 2)))
+
+    def f(x, big=1.0):
+        a = {**args, wrt: x}
+        return jnp.sum(w * jnp.tanh(dot_product_attention(a["q"], big * a["k"], a["v"], is_causal=True)))
+
+    gradcheck.check_gradients(f, args[wrt], tol=1e-7)
+    assert np.all(np.isfinite(jax.grad(f)(args[wrt], 1e3)))
+
+
 def test_dropout_keeps_the_mean_and_needs_a_key(rng):
     q, k, v = (jnp.asarray(a, jnp.float32) for a in _qkv(rng, b=1))
     plain = dot_product_attention(q, k, v)
