@@ -172,3 +172,42 @@ def test_dropout_and_errors(rng):
         block.apply(params, {}, {"inputs": x, "context": x})
     with pytest.raises(ValueError, match="transformer_encoder_block/attention: a key-value cache serves causal"):
         block.apply(params, {}, {"inputs": x, "cache": init_cache(1, 4, H, 4)})
+
+
+def test_fast_layer_norm_values_derivatives_and_errors(x64, rng):
+    """The blocks' layer norm (derivative written out as a custom_jvp): values against
+    the formula in NumPy, gradients against finite differences, forward mode, the
+    Hessian and vmap against automatic differentiation of F.layer_norm."""
+    from fnnet import functional as F
+    from fnnet.nn.transformer import fast_layer_norm
+    x = rng.normal(size=(2, 3, 6)) * 3 + 1
+    scale, bias = rng.normal(size=6), rng.normal(size=6)
+    mu = x.mean(-1, keepdims=True)
+    want = (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5) * scale + bias
+    x, scale, bias = jnp.asarray(x), jnp.asarray(scale), jnp.asarray(bias)
+    np.testing.assert_allclose(fast_layer_norm("t", x, scale, bias), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast_layer_norm("t", x, None, None), (want - np.asarray(bias)) / np.asarray(scale),
+                               rtol=1e-10, atol=1e-10)
+    w = jnp.asarray(rng.normal(size=(2, 3, 6)))
+    ours = lambda x, s, b: jnp.sum(w * jnp.tanh(fast_layer_norm("t", x, s, b)))      # noqa: E731
+    reference = lambda x, s, b: jnp.sum(w * jnp.tanh(F.layer_norm(x, s, b)))         # noqa: E731
+    for i, arg in enumerate((x, scale, bias)):
+        def f(a, i=i):
+            args = [x, scale, bias]
+            args[i] = a
+            return ours(*args)
+        gradcheck.check_gradients(f, arg, tol=1e-7)
+    tangents = (jnp.asarray(rng.normal(size=x.shape)), jnp.asarray(rng.normal(size=6)), jnp.asarray(rng.normal(size=6)))
+    np.testing.assert_allclose(jax.jvp(ours, (x, scale, bias), tangents)[1],
+                               jax.jvp(reference, (x, scale, bias), tangents)[1], rtol=1e-10)
+    row = lambda norm: lambda r: jnp.sum(w[0, 0] * jnp.tanh(norm(r, scale, bias)))   # noqa: E731
+    np.testing.assert_allclose(jax.hessian(row(lambda *a: fast_layer_norm("t", *a)))(x[0, 0]),
+                               jax.hessian(row(F.layer_norm))(x[0, 0]), rtol=1e-9, atol=1e-12)
+    per_row = jax.vmap(jax.grad(lambda r, wr: jnp.sum(wr * jnp.tanh(fast_layer_norm("t", r, scale, bias)))))
+    np.testing.assert_allclose(per_row(x.reshape(6, 6), w.reshape(6, 6)),
+                               jax.grad(ours)(x, scale, bias).reshape(6, 6), rtol=1e-10)
+    with pytest.raises(ValueError, match=r"t: expected a layer-norm scale of shape \(6,\) for inputs of shape "
+                                         r"\(2, 3, 6\), got \(5,\)"):
+        fast_layer_norm("t", x, scale[:5])
+    with pytest.raises(TypeError, match="t: expected floating inputs to the layer norm, got int32"):
+        fast_layer_norm("t", jnp.ones((2, 6), jnp.int32), None)
