@@ -86,6 +86,7 @@ from fnnet.train.population import fit_population
 CPU_SECONDS = 148  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 TRAIN_SUBJECTS = 30          # subjects 1-30 train; 31-40 are never seen in training
+VALIDATION_TRAIN_SUBJECTS = 20   # evaluation="validation": subjects 1-20 train, 21-30 evaluate
 GOAL = {"one_shot_accuracy": 0.95, "roc_auc": 0.99}
 ISSUE_BASELINES = {"raw_pixels": (0.833, 0.940), "eigenfaces": ((0.77, 0.79), 0.95)}
 
@@ -94,18 +95,32 @@ ISSUE_BASELINES = {"raw_pixels": (0.833, 0.940), "eigenfaces": ((0.77, 0.79), 0.
 class Config:
     seed: int = 0                         # seed of the first member (the others: seed + 1, ...)
     num_seeds: int = 5                    # members trained side by side as one vmapped program
+    evaluation: str = "test"              # "test": train 1-30, score 31-40; "validation": train 1-20, score 21-30
     downscale: int = 4                    # average-pool the 112 x 92 images by this factor (4: 28 x 23)
     channels: tuple[int, ...] = (16, 32, 64)  # channels of the 3x3 conv blocks (each then max-pools 2x2)
-    embedding_dim: int = 64               # width of the L2-normalised embedding (>= 30, the training labels)
+    pooling: str = "flatten"              # after the conv blocks: "flatten" or global "average" pooling
+    dropout: float = 0.0                  # dropout rate before the embedding layer
+    embedding_dim: int = 64               # width of the embedding
+    loss: str = "triplet"                 # "triplet" (batch hard), "margin_softmax" (cosine classifier) or "both"
     margin: Optional[float] = None        # triplet margin on the Euclidean distance; None: soft margin softplus
-    normalize: bool = False               # L2-normalise the embedding (FaceNet) or leave it free (Hermans et al.)
-    batch_size: int = 100                 # images per step, drawn at random from the 300
+    normalize: bool = False               # L2-normalise the embedding (always so with a cosine classifier)
+    scale: float = 16.0                   # cosine classifier: the logits' scale s
+    cosine_margin: float = 0.0            # cosine classifier: CosFace margin m_c on the true class's cosine
+    angular_margin: float = 0.0           # cosine classifier: ArcFace margin m_a (radians) on its angle
+    triplet_weight: float = 1.0           # loss="both": weight of the triplet loss beside the classifier's
+    batch_size: int = 100                 # images per step, drawn at random from the training images
     steps: int = 1200                     # optimizer steps
-    eval_every: int = 300                 # steps between two evaluations on the unseen subjects
+    eval_every: int = 300                 # steps between two evaluations on the held-out subjects
     learning_rate: float = 1e-3           # Adam's peak learning rate (cosine decay to 0)
+    weight_decay: float = 0.0             # decoupled weight decay (AdamW) of the kernels
     max_shift: int = 2                    # random translation in pixels (0: none)
     flip: bool = True                     # random left-right mirror images
     max_brightness: float = 0.1           # random brightness offset (0: none)
+    max_degrees: float = 0.0              # random rotation (degrees) of the affine warp (all 0: no warp)
+    max_scale: float = 0.0                # random zoom in [1 - max_scale, 1 + max_scale] of the warp
+    erase_probability: float = 0.0        # random erasing of one rectangle (Zhong et al. 2017)
+    test_time_mirror: bool = False        # embed an image as the mean of its and its mirror's embeddings
+    fusion_weight: float = 1.0            # the fused row: ConvNet distance + this x fisherfaces distance
     pca_components: int = 50              # eigenfaces: PCA dimensions
     fisher_pca_components: int = 50       # fisherfaces: PCA dimensions before the LDA (<= 270)
     conv_lowering: str = "matmul"         # the convs' lowering (module docstring): "matmul", "auto" or "xla"
@@ -113,18 +128,29 @@ class Config:
     def __post_init__(self):
         check_config(self, positive=("num_seeds", "downscale", "channels", "embedding_dim", "margin", "batch_size",
                                      "steps", "eval_every", "learning_rate", "pca_components",
-                                     "fisher_pca_components"),
-                     nonnegative=("seed", "max_shift", "max_brightness"), nonempty=("channels",),
-                     choices={"conv_lowering": ("matmul", "auto", "xla")})
+                                     "fisher_pca_components", "scale"),
+                     nonnegative=("seed", "max_shift", "max_brightness", "cosine_margin", "angular_margin",
+                                  "triplet_weight", "weight_decay", "max_degrees", "fusion_weight"),
+                     nonempty=("channels",),
+                     ranges={"dropout": "[0, 1)", "max_scale": "[0, 1)", "erase_probability": "[0, 1]",
+                             "angular_margin": "[0, 1.5]"},
+                     choices={"conv_lowering": ("matmul", "auto", "xla"), "evaluation": ("test", "validation"),
+                              "pooling": ("flatten", "average"),
+                              "loss": ("triplet", "margin_softmax", "both")})
+        n_train = train_subjects(self.evaluation)
         require(self, "downscale", 112 % self.downscale == 0 and 92 % self.downscale == 0,
                 "a divisor of both 112 and 92 (1, 2 or 4)")
         require(self, "embedding_dim", self.embedding_dim >= TRAIN_SUBJECTS,
                 f">= {TRAIN_SUBJECTS} (fit checks the labels 0..29 against the output width)")
-        require(self, "batch_size", self.batch_size <= 10 * TRAIN_SUBJECTS, f"<= {10 * TRAIN_SUBJECTS}")
+        require(self, "batch_size", self.batch_size <= 10 * n_train, f"<= {10 * n_train}")
         require(self, "steps", self.steps % self.eval_every == 0, f"a multiple of eval_every ({self.eval_every})")
-        require(self, "pca_components", self.pca_components <= 10 * TRAIN_SUBJECTS, f"<= {10 * TRAIN_SUBJECTS}")
-        require(self, "fisher_pca_components", self.fisher_pca_components <= 9 * TRAIN_SUBJECTS,
-                f"<= {9 * TRAIN_SUBJECTS} (N - C: the within-class scatter's rank)")
+        require(self, "pca_components", self.pca_components <= 10 * n_train, f"<= {10 * n_train}")
+        require(self, "fisher_pca_components", self.fisher_pca_components <= 9 * n_train,
+                f"<= {9 * n_train} (N - C: the within-class scatter's rank)")
+
+
+def train_subjects(evaluation: str) -> int:
+    return TRAIN_SUBJECTS if evaluation == "test" else VALIDATION_TRAIN_SUBJECTS
 
 
 def load_faces(downscale: int):
@@ -139,12 +165,39 @@ def l2_normalize(x):
     return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)
 
 
-def make_model(channels, embedding_dim: int, impl: str = "matmul", normalize: bool = False) -> nn.Module:
+def cosine_classifier(num_classes: int, name: str = "cosine_classifier") -> nn.Module:
+    """The embedding L2-normalised, followed by the cosines to ``num_classes`` learned class
+    directions: ``(N, D) -> (N, D + num_classes)``, ``[e / |e|, cos(e, w_j)]``."""
+    def init(key, x):
+        d = nn.spec_of(x).shape[-1]
+        return {"kernel": jax.random.normal(key, (d, num_classes), jnp.float32) / np.sqrt(d)}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del key, train
+        e = l2_normalize(x)
+        w = params["kernel"] / jnp.sqrt(jnp.sum(params["kernel"] ** 2, axis=0, keepdims=True) + 1e-12)
+        return jnp.concatenate([e, e @ w], axis=-1), state
+
+    return nn.Module(init, apply, name)
+
+
+def make_model(channels, embedding_dim: int, impl: str = "matmul", normalize: bool = False, *,
+               pooling: str = "flatten", dropout: float = 0.0, num_classes: int = 0) -> nn.Module:
+    """Conv blocks, then the embedding; with ``num_classes`` the cosine classifier after it
+    (the output's first ``embedding_dim`` columns are the normalised embedding)."""
     layers = []
     for c in channels:
         layers += [nn.conv(c, 3, padding="SAME", impl=impl), nn.batch_norm(), nn.relu, nn.max_pool(2)]
-    head = [nn.stateless(l2_normalize, "l2_normalize")] if normalize else []
-    return nn.serial(*layers, nn.flatten, nn.dense(embedding_dim), *head)
+    layers.append(nn.flatten if pooling == "flatten"
+                  else nn.stateless(lambda x: jnp.mean(x, axis=(1, 2)), "global_average_pool"))
+    if dropout:
+        layers.append(nn.dropout(dropout))
+    layers.append(nn.dense(embedding_dim))
+    if num_classes:
+        layers.append(cosine_classifier(num_classes))
+    elif normalize:
+        layers.append(nn.stateless(l2_normalize, "l2_normalize"))
+    return nn.serial(*layers)
 
 
 def verification_scores(emb_gallery, emb_probes, probe_ids, emb_all, all_ids):
@@ -167,21 +220,39 @@ def _scores(emb_gallery, emb_probes, probe_ids, emb_all, same):
     return one_shot, metrics.roc_auc(scores, same), scores
 
 
-def split(faces):
-    """Train (300 images of subjects 1-30), the unseen 100, gallery (image 1) and probes (2-10)."""
-    n_test = 40 - TRAIN_SUBJECTS
+def distance_scores(d, ids):
+    """One-shot accuracy and pair ROC AUC from a ``(100, 100)`` distance matrix of the
+    held-out images in order (10 subjects x 10 photos; photo 1 the gallery)."""
+    d, ids = np.asarray(d), np.asarray(ids)
+    gallery = np.arange(0, 100, 10)
+    probes = np.setdiff1d(np.arange(100), gallery)
+    one_shot = np.mean(ids[gallery][np.argmin(d[probes][:, gallery], axis=1)] == ids[probes])
+    i, j = np.triu_indices(100, 1)
+    return float(one_shot), float(metrics.roc_auc(jnp.asarray(-d[i, j]), jnp.asarray(ids[i] == ids[j])))
+
+
+def mean_distance(features):
+    """The mean Euclidean distance over all pairs of rows: a label-free scale."""
+    d = np.asarray(losses.pairwise_distances(jnp.asarray(features)))
+    return float(d[np.triu_indices(len(d), 1)].mean())
+
+
+def split(faces, evaluation: str = "test"):
+    """Training images (subjects 1-30, or 1-20 for ``"validation"``), the 100 held-out
+    images (subjects 31-40, or 21-30), their gallery (image 1) and probes (images 2-10)."""
+    n_train = train_subjects(evaluation)
     shape = faces.shape[2:]
-    x_train = faces[:TRAIN_SUBJECTS].reshape((-1,) + shape)
-    y_train = np.repeat(np.arange(TRAIN_SUBJECTS, dtype=np.int32), 10)
-    test = faces[TRAIN_SUBJECTS:]
+    x_train = faces[:n_train].reshape((-1,) + shape)
+    y_train = np.repeat(np.arange(n_train, dtype=np.int32), 10)
+    test = faces[n_train:n_train + 10]
     return dict(x_train=x_train, y_train=y_train, x_test=test.reshape((-1,) + shape),
-                y_test=np.repeat(np.arange(n_test, dtype=np.int32), 10),
+                y_test=np.repeat(np.arange(10, dtype=np.int32), 10),
                 gallery=test[:, 0], probes=test[:, 1:].reshape((-1,) + shape),
-                probe_ids=np.repeat(np.arange(n_test, dtype=np.int32), 9))
+                probe_ids=np.repeat(np.arange(10, dtype=np.int32), 9))
 
 
 def evaluate_features(features, s):
-    """Scores of a feature map ``features(x (n, ...)) -> (n, k)`` on the unseen subjects."""
+    """Scores of a feature map ``features(x (n, ...)) -> (n, k)`` on the held-out subjects."""
     flat = {k: jnp.asarray(s[k].reshape(len(s[k]), -1)) for k in ("gallery", "probes", "x_test")}
     one_shot, auc, roc = verification_scores(features(flat["gallery"]), features(flat["probes"]),
                                              s["probe_ids"], features(flat["x_test"]), s["y_test"])
@@ -192,8 +263,11 @@ def baselines(s, config: Config) -> dict:
     x_train = jnp.asarray(s["x_train"].reshape(len(s["x_train"]), -1))
     pca = dec.pca_fit(x_train, config.pca_components)
     fisher_pca = dec.pca_fit(x_train, config.fisher_pca_components)
-    lda = dec.lda_fit(dec.pca_transform(fisher_pca, x_train), jnp.asarray(s["y_train"]), TRAIN_SUBJECTS)
-    out = {}
+    lda = dec.lda_fit(dec.pca_transform(fisher_pca, x_train), jnp.asarray(s["y_train"]), int(s["y_train"][-1]) + 1)
+    fisher = dec.lda_transform(lda, dec.pca_transform(fisher_pca, x_train))
+    out = {"fisher_train_features": np.asarray(fisher),
+           "fisher_test_features": np.asarray(dec.lda_transform(
+               lda, dec.pca_transform(fisher_pca, jnp.asarray(s["x_test"].reshape(100, -1)))))}
     for name, fn in [("raw_pixels", lambda x: x),
                      ("eigenfaces", lambda x: dec.pca_transform(pca, x)),
                      ("fisherfaces", lambda x: dec.lda_transform(lda, dec.pca_transform(fisher_pca, x)))]:
@@ -202,66 +276,117 @@ def baselines(s, config: Config) -> dict:
     return out
 
 
-def run(config: Config) -> dict:
-    start = time.perf_counter()
-    faces = load_faces(config.downscale)
-    s = split(faces)
-    base = baselines(s, config)
-
-    model = make_model(config.channels, config.embedding_dim, config.conv_lowering, config.normalize)
-    seeds = [config.seed + m for m in range(config.num_seeds)]
-    x_train, y_train = jnp.asarray(s["x_train"]), jnp.asarray(s["y_train"])
-    init_keys = jnp.stack([jax.random.fold_in(jax.random.key(sd), 0) for sd in seeds])
-    params, state = jax.vmap(lambda k: model.init(k, x_train[:1]))(init_keys)
-    fit_keys = jnp.stack([jax.random.fold_in(jax.random.key(sd), 1) for sd in seeds])
-    opt = optim.adam(optim.cosine_decay_schedule(config.learning_rate, config.steps))
-
+def make_augmentation(config: Config):
     augs = []
-    if config.max_shift:
+    if config.max_degrees or config.max_scale:
+        augs.append(lambda k, x: augment.random_affine(k, x, config.max_degrees, config.max_scale,
+                                                       float(config.max_shift)))
+    elif config.max_shift:
         augs.append(lambda k, x: augment.random_translate(k, x, config.max_shift))
     if config.flip:
         augs.append(augment.random_flip_lr)
     if config.max_brightness:
         augs.append(lambda k, x: augment.random_brightness(k, x, config.max_brightness))
-    augmentation = augment.compose(*augs)
+    if config.erase_probability:
+        augs.append(lambda k, x: augment.random_erasing(k, x, config.erase_probability))
+    return augment.compose(*augs) if augs else None
+
+
+def run(config: Config) -> dict:
+    start = time.perf_counter()
+    faces = load_faces(config.downscale)
+    s = split(faces, config.evaluation)
+    base = baselines(s, config)
+    n_train = train_subjects(config.evaluation)
+    dim = config.embedding_dim
+    classifier = config.loss != "triplet"
+
+    model = make_model(config.channels, dim, config.conv_lowering, config.normalize, pooling=config.pooling,
+                       dropout=config.dropout, num_classes=n_train if classifier else 0)
+    seeds = [config.seed + m for m in range(config.num_seeds)]
+    x_train, y_train = jnp.asarray(s["x_train"]), jnp.asarray(s["y_train"])
+    init_keys = jnp.stack([jax.random.fold_in(jax.random.key(sd), 0) for sd in seeds])
+    params, state = jax.vmap(lambda k: model.init(k, x_train[:1]))(init_keys)
+    fit_keys = jnp.stack([jax.random.fold_in(jax.random.key(sd), 1) for sd in seeds])
+    schedule = optim.cosine_decay_schedule(config.learning_rate, config.steps)
+    opt = (optim.adamw(schedule, weight_decay=config.weight_decay) if config.weight_decay
+           else optim.adam(schedule))
+
+    augmentation = make_augmentation(config)
 
     def hook(xb, yb, k):
         return augmentation(k, xb), yb
 
-    def loss_fn(emb, y):
-        return losses.batch_hard_triplet_loss(emb, y, margin=config.margin)
+    def loss_fn(out, y):
+        emb = out[:, :dim]
+        total = 0.0
+        if classifier:
+            total = losses.margin_softmax_cross_entropy(out[:, dim:], y, scale=config.scale,
+                                                        cosine_margin=config.cosine_margin,
+                                                        angular_margin=config.angular_margin)
+        if config.loss != "margin_softmax":
+            weight = config.triplet_weight if config.loss == "both" else 1.0
+            total = total + weight * losses.batch_hard_triplet_loss(emb, y, margin=config.margin)
+        return total
 
-    n_test = 40 - TRAIN_SUBJECTS
-    probe_rows = np.array([10 * p + i for p in range(n_test) for i in range(1, 10)])
-    gallery_rows = np.arange(0, 10 * n_test, 10)
-    i_pairs, j_pairs = np.triu_indices(10 * n_test, 1)
+    probe_rows = np.array([10 * p + i for p in range(10) for i in range(1, 10)])
+    gallery_rows = np.arange(0, 100, 10)
+    i_pairs, j_pairs = np.triu_indices(100, 1)
 
-    def one_shot_accuracy(emb, y):       # the dev batch is the 100 unseen images in order
-        d = losses.pairwise_distances(emb)[probe_rows][:, gallery_rows]
+    def one_shot_accuracy(out, y):       # the dev batch is the 100 held-out images in order
+        d = losses.pairwise_distances(out[:, :dim])[probe_rows][:, gallery_rows]
         return jnp.mean(jnp.argmin(d, axis=1) == y[probe_rows] - y[0])
 
-    def roc_auc(emb, y):
-        d = losses.pairwise_distances(emb)
+    def roc_auc(out, y):
+        d = losses.pairwise_distances(out[:, :dim])
         return metrics.roc_auc(-d[i_pairs, j_pairs], y[i_pairs] == y[j_pairs])
 
     fit_start = time.perf_counter()
     fitted = fit_population(model, loss_fn, opt, params, state, (x_train, y_train), keys=fit_keys,
                             batch_size=config.batch_size, steps=config.steps, eval_every=config.eval_every,
-                            drop_last=True, batch_hook=hook if augs else None,
+                            drop_last=True, batch_hook=hook if augmentation else None,
                             dev_data=(jnp.asarray(s["x_test"]), jnp.asarray(s["y_test"])),
                             metrics={"one_shot_accuracy": one_shot_accuracy, "roc_auc": roc_auc},
                             train_metrics=False, progress=False)
     fit_seconds = time.perf_counter() - fit_start
 
     def embed(p, st, x):
-        return model.apply(p, st, x)[0]
+        return model.apply(p, st, x)[0][:, :dim]
 
-    emb_test = jax.vmap(embed, in_axes=(0, 0, None))(fitted.params, fitted.state, jnp.asarray(s["x_test"]))
-    members = []
-    for m in range(config.num_seeds):
-        e = emb_test[m]
-        one_shot, auc, roc = verification_scores(e[gallery_rows], e[probe_rows], s["probe_ids"], e, s["y_test"])
-        members.append({"seed": seeds[m], "one_shot_accuracy": float(one_shot), "roc_auc": float(auc), "roc": roc})
+    def embed_mirrored(p, st, x):   # the mean of the image's and its mirror's embeddings
+        e = (embed(p, st, x) + embed(p, st, x[:, :, ::-1])) / 2
+        return l2_normalize(e) if classifier or config.normalize else e
+
+    x_test = jnp.asarray(s["x_test"])
+    plain = jax.vmap(embed, in_axes=(0, 0, None))(fitted.params, fitted.state, x_test)
+    mirrored = jax.vmap(embed_mirrored, in_axes=(0, 0, None))(fitted.params, fitted.state, x_test)
+    emb_test = mirrored if config.test_time_mirror else plain
+
+    def member_scores(all_emb):
+        out = []
+        for m in range(config.num_seeds):
+            e = all_emb[m]
+            one_shot, auc, roc = verification_scores(e[gallery_rows], e[probe_rows], s["probe_ids"], e,
+                                                     s["y_test"])
+            out.append({"seed": seeds[m], "one_shot_accuracy": float(one_shot), "roc_auc": float(auc),
+                        "roc": roc})
+        return out
+
+    members = member_scores(emb_test)
+    other = member_scores(plain if config.test_time_mirror else mirrored)
+
+    # each member's distance beside the fisherfaces' one, each divided by its mean distance over
+    # the training images' pairs (no label and no held-out image sets the scale)
+    train_emb = jax.vmap(embed_mirrored if config.test_time_mirror else embed, in_axes=(0, 0, None))(
+        fitted.params, fitted.state, x_train)
+    d_fisher = np.asarray(losses.pairwise_distances(jnp.asarray(base["fisher_test_features"])))
+    d_fisher = d_fisher / mean_distance(base["fisher_train_features"])
+    d_conv = [np.asarray(losses.pairwise_distances(emb_test[m])) / mean_distance(train_emb[m])
+              for m in range(config.num_seeds)]
+    fused = [distance_scores(d + config.fusion_weight * d_fisher, s["y_test"]) for d in d_conv]
+    # the weight's curve (the default weight was chosen on the validation split's curve)
+    fusion_curve = {str(w): np.mean([distance_scores(d + w * d_fisher, s["y_test"]) for d in d_conv], axis=0).tolist()
+                    for w in (0.25, 0.5, 1.0, 2.0, 4.0)}
 
     # the seeds as one ensemble: each member's embedding scaled to unit RMS norm, concatenated
     scaled = emb_test / jnp.sqrt(jnp.mean(jnp.sum(emb_test * emb_test, axis=-1), axis=1))[:, None, None]
@@ -281,11 +406,18 @@ def run(config: Config) -> dict:
                 "test_one_shot_accuracy": float(np.mean(h["dev_one_shot_accuracy"])),
                 "test_roc_auc": float(np.mean(h["dev_roc_auc"]))} for h in fitted.history]
     result = {
+        "evaluated_subjects": [n_train + 1, n_train + 10],
         "convnet": {"one_shot_accuracy": summary(one_shots), "roc_auc": summary(aucs),
                     "per_seed": [{k: v for k, v in r.items() if k != "roc"} for r in members]},
+        ("convnet_without_mirror" if config.test_time_mirror else "convnet_with_mirror"): {
+            "one_shot_accuracy": summary([r["one_shot_accuracy"] for r in other]),
+            "roc_auc": summary([r["roc_auc"] for r in other])},
         "ensemble": {"one_shot_accuracy": float(ens_one_shot), "roc_auc": float(ens_auc)},
+        "fused_with_fisherfaces": {"one_shot_accuracy": summary([f[0] for f in fused]),
+                                   "roc_auc": summary([f[1] for f in fused]), "weight": config.fusion_weight,
+                                   "mean_by_weight": fusion_curve},
         "baselines": {k: {"one_shot_accuracy": v["one_shot_accuracy"], "roc_auc": v["roc_auc"]}
-                      for k, v in base.items()},
+                      for k, v in base.items() if isinstance(v, dict)},
         "goal": GOAL,
         "goal_met": bool(np.mean(one_shots) >= GOAL["one_shot_accuracy"] and np.mean(aucs) >= GOAL["roc_auc"]),
         "params": nn.count_params(jax.tree.map(lambda a: a[0], fitted.params)),
@@ -300,7 +432,7 @@ def run(config: Config) -> dict:
     # of false positive rates, and the first member's test embeddings projected on their
     # first two principal axes
     result["roc_curves"] = {"convnet": roc_on_grid(*members[0]["roc"]),
-                            **{k: roc_on_grid(*v["roc"]) for k, v in base.items()}}
+                            **{k: roc_on_grid(*v["roc"]) for k, v in base.items() if isinstance(v, dict)}}
     emb0 = jnp.asarray(emb_test[0])
     xy = dec.pca_transform(dec.pca_fit(emb0, 2), emb0)
     result["embedding_map"] = [[float(a), float(b), int(i)] for (a, b), i in zip(np.asarray(xy), s["y_test"])]

@@ -3,6 +3,7 @@ fail early, and a reduced run of the triplet ConvNet gives consistent scores."""
 import os
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -37,6 +38,28 @@ def test_bad_config_raises():
         fv.Config(downscale=3)
     with pytest.raises(ValueError, match="fisher_pca_components.*<= 270"):
         fv.Config(fisher_pca_components=280)
+    with pytest.raises(ValueError, match="fisher_pca_components.*<= 180"):
+        fv.Config(evaluation="validation", fisher_pca_components=200)
+    with pytest.raises(ValueError, match="loss.*'triplet', 'margin_softmax', 'both'"):
+        fv.Config(loss="arcface")
+    with pytest.raises(ValueError, match="evaluation.*'test', 'validation'"):
+        fv.Config(evaluation="train")
+    with pytest.raises(ValueError, match="expected scale > 0, got 0"):
+        fv.Config(scale=0.0)
+    with pytest.raises(ValueError, match=r"dropout.*\[0, 1\)"):
+        fv.Config(dropout=1.0)
+
+
+def test_validation_split_never_touches_the_test_subjects():
+    faces = np.arange(40 * 10, dtype=np.float32).reshape(40, 10, 1, 1, 1)   # image id = 10 * subject + photo
+    for evaluation, n_train in (("test", 30), ("validation", 20)):
+        s = fv.split(faces, evaluation)
+        ids = s["x_train"].ravel()
+        assert ids.min() == 0 and ids.max() == 10 * n_train - 1 and len(ids) == 10 * n_train
+        np.testing.assert_array_equal(s["x_test"].ravel(), np.arange(10 * n_train, 10 * n_train + 100))
+        np.testing.assert_array_equal(s["gallery"].ravel(), np.arange(10 * n_train, 10 * n_train + 100, 10))
+        assert len(s["probes"]) == 90 and not set(s["probes"].ravel()) & set(s["gallery"].ravel())
+    assert fv.split(faces, "validation")["x_test"].max() < 300                # 31-40 unseen in validation
 
 
 def test_reduced_run_against_independent_baselines():
@@ -72,3 +95,37 @@ def test_reduced_run_against_independent_baselines():
     assert curve["fpr"][0] == 0.0 and curve["tpr"][-1] == 1.0 and np.all(np.diff(curve["tpr"]) >= 0)
     assert len(result["embedding_map"]) == 100
     assert 0.1 <= result["ensemble"]["one_shot_accuracy"] <= 1 and 0.5 <= result["ensemble"]["roc_auc"] <= 1
+
+
+def test_cosine_classifier_gives_unit_embeddings_and_cosines(rng):
+    head = fv.cosine_classifier(3)
+    x = rng.normal(size=(4, 5)).astype(np.float32)
+    params, state = head.init(jax.random.key(0), x)
+    out = np.asarray(head.apply(params, state, x)[0])
+    w = np.asarray(params["kernel"], np.float64)
+    for n in range(4):
+        e = x[n] / np.linalg.norm(x[n])
+        np.testing.assert_allclose(out[n, :5], e, atol=1e-6)
+        for j in range(3):
+            np.testing.assert_allclose(out[n, 5 + j], e @ w[:, j] / np.linalg.norm(w[:, j]), atol=1e-6)
+
+
+def test_reduced_run_with_the_cosine_classifier_on_the_validation_split():
+    config = fv.Config(num_seeds=1, evaluation="validation", loss="both", cosine_margin=0.2, channels=(8,),
+                       embedding_dim=32, pooling="average", dropout=0.1, weight_decay=1e-4, steps=4,
+                       eval_every=4, batch_size=60, max_degrees=5.0, max_scale=0.1, erase_probability=0.5,
+                       test_time_mirror=True, pca_components=20, fisher_pca_components=20)
+    result = fv.run(config)
+    assert result["evaluated_subjects"] == [21, 30]
+    # the metrics measured inside fit_population are without the mirror: they equal that row
+    last = result["per_member_history"][-1]
+    plain = result["convnet_without_mirror"]
+    assert last["test_one_shot_accuracy"][0] == pytest.approx(plain["one_shot_accuracy"]["mean"], abs=1e-6)
+    assert last["test_roc_auc"][0] == pytest.approx(plain["roc_auc"]["mean"], abs=1e-5)
+    assert 0.1 < result["convnet"]["one_shot_accuracy"]["mean"] <= 1.0
+    # the raw-pixel baseline on subjects 21-30, recomputed with NumPy loops
+    held_out = fv.load_faces(4).reshape(40, 10, -1).astype(np.float64)[20:30]
+    one_shot, auc = numpy_scores(None, held_out[:, 0], held_out[:, 1:].reshape(90, -1),
+                                 held_out.reshape(100, -1), lambda v: v)
+    assert result["baselines"]["raw_pixels"]["one_shot_accuracy"] == pytest.approx(one_shot, abs=1e-6)
+    assert result["baselines"]["raw_pixels"]["roc_auc"] == pytest.approx(auc, abs=1e-4)
