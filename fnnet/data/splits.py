@@ -1,8 +1,9 @@
 """Splits, standardisation, one-hot encoding and mini-batches, all driven by explicit keys.
 
 Splits and shuffles are deterministic functions of a ``jax.random.key``: the same key
-gives the same partition on every machine. Arrays may be NumPy or JAX; splits and
-batches index them with NumPy integer arrays and return the same kind.
+gives the same partition on every machine. Arrays may be NumPy or JAX, and ``x`` or
+``y`` a pytree of arrays sharing axis 0 (a tuple of images and tokens); splits and
+batches index every array with NumPy integer arrays and return the same kind.
 
 Imports: numpy, jax.
 """
@@ -15,15 +16,32 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["train_test_split", "train_dev_test_split", "split_indices", "fit_standardizer",
-           "apply_standardizer", "one_hot", "batches"]
+           "apply_standardizer", "one_hot", "batches", "num_examples", "take_examples"]
 
 
-def _check_xy(name: str, x, y) -> int:
-    n = np.shape(x)[0] if np.ndim(x) else None
-    if n is None or np.ndim(y) < 1 or np.shape(y)[0] != n:
-        raise ValueError(f"{name}: x and y must have the same number of examples along axis 0, "
-                         f"got x {np.shape(x)} and y {np.shape(y)}")
-    return n
+def num_examples(who: str, x, y) -> int:
+    """The number of examples of ``(x, y)``, each an array or a pytree of arrays (a tuple
+    of images and tokens, a dict): every array holds the examples along axis 0.
+
+    Raises:
+      ValueError: an array without axis 0, an empty tree, or lengths that differ
+        (the message lists every array's shape).
+    """
+    shapes = []
+    for what, tree in (("x", x), ("y", y)):
+        leaves = jax.tree_util.tree_leaves_with_path(tree)
+        if not leaves:
+            raise ValueError(f"{who}: expected an array or a pytree of arrays as {what}, got {tree!r}")
+        shapes += [(what + jax.tree_util.keystr(path), np.shape(leaf)) for path, leaf in leaves]
+    if any(len(shape) < 1 for _, shape in shapes) or len({shape[0] for _, shape in shapes}) > 1:
+        listed = " and ".join(f"{name} {shape}" for name, shape in shapes)
+        raise ValueError(f"{who}: x and y must have the same number of examples along axis 0, got {listed}")
+    return shapes[0][1][0]
+
+
+def take_examples(tree, idx):
+    """The examples ``idx`` (an index array or a slice) of every array of ``tree``."""
+    return jax.tree.map(lambda a: a[idx], tree)
 
 
 def _permutation(key, n: int) -> np.ndarray:
@@ -69,10 +87,6 @@ def split_indices(key, n: int, fractions: Sequence[float], *, labels=None) -> li
     return out
 
 
-def _take(a, idx):
-    return a[idx]
-
-
 def train_test_split(key, x, y, test_fraction: float, *, stratify: bool = True):
     """Split ``(x, y)`` into train and test sets at random from ``key``.
 
@@ -86,13 +100,13 @@ def train_test_split(key, x, y, test_fraction: float, *, stratify: bool = True):
     Returns:
       ``((x_train, y_train), (x_test, y_test))``.
     """
-    n = _check_xy("train_test_split", x, y)
+    n = num_examples("train_test_split", x, y)
     if not 0 < test_fraction < 1:
         raise ValueError(f"train_test_split: test_fraction must lie in (0, 1), got {test_fraction}")
     test, train = split_indices(key, n, [test_fraction], labels=y if stratify else None)
     if len(train) == 0 or len(test) == 0:
         raise ValueError(f"train_test_split: a part is empty ({len(train)} train, {len(test)} test)")
-    return (_take(x, train), _take(y, train)), (_take(x, test), _take(y, test))
+    return (take_examples(x, train), take_examples(y, train)), (take_examples(x, test), take_examples(y, test))
 
 
 def train_dev_test_split(key, x, y, dev_fraction: float, test_fraction: float, *,
@@ -105,7 +119,7 @@ def train_dev_test_split(key, x, y, dev_fraction: float, test_fraction: float, *
     Returns:
       ``((x_train, y_train), (x_dev, y_dev), (x_test, y_test))``.
     """
-    n = _check_xy("train_dev_test_split", x, y)
+    n = num_examples("train_dev_test_split", x, y)
     if not (0 < dev_fraction and 0 < test_fraction and dev_fraction + test_fraction < 1):
         raise ValueError(f"train_dev_test_split: fractions must be positive with a sum below 1, "
                          f"got dev {dev_fraction} and test {test_fraction}")
@@ -114,7 +128,7 @@ def train_dev_test_split(key, x, y, dev_fraction: float, test_fraction: float, *
     if min(len(train), len(dev), len(test)) == 0:
         raise ValueError(f"train_dev_test_split: a part is empty ({len(train)} train, "
                          f"{len(dev)} dev, {len(test)} test)")
-    return tuple((_take(x, i), _take(y, i)) for i in (train, dev, test))
+    return tuple((take_examples(x, i), take_examples(y, i)) for i in (train, dev, test))
 
 
 def fit_standardizer(x_train, axis: int | tuple[int, ...] = 0):
@@ -191,7 +205,7 @@ def batches(x, y, batch_size: int, *, key=None, shuffle: bool = True,
     Yields:
       ``(xb, yb)`` of the input arrays' kind.
     """
-    n = _check_xy("batches", x, y)
+    n = num_examples("batches", x, y)
     if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
         raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
     if shuffle and key is None:
@@ -203,6 +217,6 @@ def batches(x, y, batch_size: int, *, key=None, shuffle: bool = True,
     def gen():
         for i in range(0, stop, batch_size):
             idx = order[i:i + batch_size]
-            yield x[idx], y[idx]
+            yield take_examples(x, idx), take_examples(y, idx)
 
     return gen()

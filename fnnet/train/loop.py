@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnnet.data.splits import num_examples, take_examples
 from fnnet.nn.module import Module
 from fnnet.train.checkpoint import _flatten_to_arrays, _stale_temporary_files, _write_arrays
 from fnnet.train.periods import BatchOrder, compiled_steps, stepwise
@@ -103,12 +104,13 @@ class FitResult:
 def evaluate(evaluate_step: Callable, params, state, x, y, batch_size: int = 1024) -> dict:
     """Average the metrics of ``evaluate_step`` over ``(x, y)`` in batches, weighting each
     batch by its size, so the result equals a single pass over the whole set."""
-    n = len(x)
+    n = num_examples("evaluate", x, y)
     totals: dict[str, float] = {}
     for start in range(0, n, batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        for name, value in evaluate_step(params, state, xb, yb).items():
-            totals[name] = totals.get(name, 0.0) + float(value) * len(xb)
+        rows = slice(start, start + batch_size)
+        values = evaluate_step(params, state, take_examples(x, rows), take_examples(y, rows))
+        for name, value in values.items():
+            totals[name] = totals.get(name, 0.0) + float(value) * (min(n, start + batch_size) - start)
     return {name: total / n for name, total in totals.items()}
 
 
@@ -138,9 +140,11 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     Args:
       model, loss_fn, optimizer, penalty: as in :func:`make_train_step`.
       params, state: the initial variables (from ``model.init``).
-      train_data: ``(x, y)``; checked before the first step: equal lengths, finite
+      train_data: ``(x, y)``, each an array or a pytree of arrays with the examples
+        along axis 0 (``((images, tokens), y)``: the model gets the tuple, the loss the
+        targets as given); checked before the first step: equal lengths, finite
         inputs, and integer labels inside ``[0, C)`` when the model gives ``C`` scores
-        per example (the error names the first offending index).
+        per example (the error names the array and the first offending index).
       key: a ``jax.random.key``; all shuffling, dropout and hook randomness derive from it.
       batch_size: examples per step (the last batch of an epoch is smaller unless
         ``drop_last``).
@@ -206,12 +210,12 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     # The bar shows at once: the checks and the first compiles below take seconds.
     bar = _progress_bar(progress, None, 0)
     try:
-        x_train, y_train = (jnp.asarray(a) for a in train_data)
-        dev = None if dev_data is None else tuple(jnp.asarray(a) for a in dev_data)
+        x_train, y_train = _as_arrays("fit", "train_data", train_data)
+        dev = None if dev_data is None else _as_arrays("fit", "dev_data", dev_data)
         _check_data("fit", "train_data", model, params, state, x_train, y_train)
         if dev is not None:
             _check_data("fit", "dev_data", model, params, state, *dev)
-        steps_per_epoch, total, period = _schedule("fit", len(x_train), batch_size, drop_last, epochs,
+        steps_per_epoch, total, period = _schedule("fit", num_examples("fit", x_train, y_train), batch_size, drop_last, epochs,
                                                    steps, eval_every)
         if early_stopping is not None:
             expected = {"train_loss", *(f"train_{name}" for name in metrics or {})}
@@ -227,7 +231,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         placement = None
         if policy is not None:
             placement = placement_of("fit", policy, params, state, opt_state)
-            placement.check_batches("fit", len(x_train), batch_size, drop_last)
+            placement.check_batches("fit", num_examples("fit", x_train, y_train), batch_size, drop_last)
             params, state, opt_state = placement.put(params, state, opt_state)
             x_train, y_train = place((x_train, y_train), placement.replicated)
             dev = None if dev is None else place(dev, placement.replicated)
@@ -236,7 +240,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         train_fn = (step_fn if not batch_items else
                     _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, batch_items=batch_items,
                            placement=placement)[0])
-        order = BatchOrder(key, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
+        order = BatchOrder(key, num_examples("fit", x_train, y_train), batch_size, shuffle, drop_last, steps_per_epoch)
         run_steps = (compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
                                     batch_metrics=batch_items, placement=placement)
                      if compile_epochs else stepwise(train_fn, order, x_train, y_train))
@@ -446,26 +450,46 @@ def _progress_bar(progress, total: int, done: int):
     return tqdm(total=total, initial=done, desc="fit", unit="step", dynamic_ncols=True)
 
 
+def _as_arrays(who: str, name: str, data) -> tuple:
+    """``(x, y)`` of ``data`` with every array (of each, an array or a pytree) as a JAX array."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"{who}: expected {name} as a pair (x, y), got {type(data).__name__}"
+                        + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else ""))
+    return tuple(jax.tree.map(jnp.asarray, part) for part in data)
+
+
 def _check_data(who: str, name: str, model: Module, params, state, x, y) -> None:
     """Equal lengths, finite inputs, and integer labels inside ``[0, C)`` for a model
-    giving ``C`` scores per example; errors name the first offending index."""
-    if len(x) != len(y):
-        raise ValueError(f"{who}: {name} has {len(x)} inputs but {len(y)} targets")
-    if len(x) == 0:
+    giving ``C`` scores per example; errors name the first offending index. ``x`` and
+    ``y`` may be pytrees of arrays (checked leaf by leaf; labels only as one array)."""
+    lengths = {}
+    for what, tree in (("input", x), ("target", y)):
+        leaves = jax.tree_util.tree_leaves_with_path(tree)
+        if not leaves or any(jnp.ndim(a) < 1 for _, a in leaves):
+            got = ", ".join(f"shape {jnp.shape(a)}" for _, a in leaves) or "no arrays"
+            raise ValueError(f"{who}: expected {name} {what}s as arrays with examples along axis 0, got {got}")
+        if len({len(a) for _, a in leaves}) > 1:
+            raise ValueError(f"{who}: {name} {what}s must have the same number of examples, got "
+                             + ", ".join(f"{what}{jax.tree_util.keystr(p)} {a.shape}" for p, a in leaves))
+        lengths[what] = len(leaves[0][1])
+    if lengths["input"] != lengths["target"]:
+        raise ValueError(f"{who}: {name} has {lengths['input']} inputs but {lengths['target']} targets")
+    if lengths["input"] == 0:
         raise ValueError(f"{who}: {name} is empty")
-    for what, a in (("input", x), ("target", y)):
-        if jnp.issubdtype(a.dtype, jnp.inexact):
-            finite = np.asarray(jnp.all(jnp.isfinite(a.reshape(len(a), -1)), axis=1))
-            if not finite.all():
-                i = int(np.argmin(finite))
-                row = np.asarray(a[i]).ravel()
-                raise ValueError(f"{who}: {name} {what} {i} holds a non-finite value "
-                                 f"({row[~np.isfinite(row)][0]})")
-    if not jnp.issubdtype(y.dtype, jnp.integer):
+    for what, tree in (("input", x), ("target", y)):
+        for path, a in jax.tree_util.tree_leaves_with_path(tree):
+            if jnp.issubdtype(a.dtype, jnp.inexact):
+                finite = np.asarray(jnp.all(jnp.isfinite(a.reshape(len(a), -1)), axis=1))
+                if not finite.all():
+                    i = int(np.argmin(finite))
+                    row = np.asarray(a[i]).ravel()
+                    raise ValueError(f"{who}: {name} {what}{jax.tree_util.keystr(path)} {i} holds a "
+                                     f"non-finite value ({row[~np.isfinite(row)][0]})")
+    if not (isinstance(y, jax.Array) and jnp.issubdtype(y.dtype, jnp.integer)):
         return
     try:
-        out = jax.eval_shape(lambda p, s, v: model.apply(p, s, v)[0], params, state,
-                             jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+        spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1,) + a.shape[1:], a.dtype), x)
+        out = jax.eval_shape(lambda p, s, v: model.apply(p, s, v)[0], params, state, spec)
     except Exception:  # the step itself will report what does not fit
         return
     if not hasattr(out, "ndim") or out.ndim != y.ndim + 1:

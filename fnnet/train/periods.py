@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fnnet.data import batches
+from fnnet.data import batches, take_examples
 from fnnet.train.step import make_train_step
 
 __all__: list[str] = []
@@ -120,7 +120,7 @@ def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: in
 
         def body(carry, i):
             idx = jax.lax.dynamic_slice_in_dim(perm, i * bs, bs)
-            p, s, o, loss = step(*carry, *split(x[idx], y[idx]), jax.random.fold_in(step_key, i))
+            p, s, o, loss = step(*carry, *split(take_examples(x, idx), take_examples(y, idx)), jax.random.fold_in(step_key, i))
             return (p, s, o), loss
 
         carry, losses = (params, state, opt_state), []
@@ -129,7 +129,7 @@ def piece_program(model, loss_fn, optimizer, penalty, batch_hook, n: int, bs: in
             losses.append(scanned)
         if i1 > full:  # the smaller last batch
             idx = perm[full * bs:]
-            *carry, loss = step(*carry, *split(x[idx], y[idx]), jax.random.fold_in(step_key, full))
+            *carry, loss = step(*carry, *split(take_examples(x, idx), take_examples(y, idx)), jax.random.fold_in(step_key, full))
             losses.append(jax.tree.map(lambda a: a[None], loss))
         return (*carry, jax.tree.map(lambda *a: jnp.concatenate(a, axis=-1), *losses))
 
@@ -195,8 +195,7 @@ def span_program(model, loss_fn, optimizer, penalty, batch_hook, bs: int, per_ep
     def span(length, start, key, params, state, opt_state, x, y):
         def body(carry, t):
             epoch, i = t // per_epoch, t % per_epoch
-            xb = jax.lax.dynamic_slice_in_dim(x, i * bs, bs)
-            yb = jax.lax.dynamic_slice_in_dim(y, i * bs, bs)
+            xb, yb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * bs, bs), (x, y))
             step_key = jax.random.fold_in(jax.random.fold_in(key, 2 * epoch + 1), i)
             p, s, o, loss = step(*carry, *split(xb, yb), step_key)
             return (p, s, o), loss

@@ -12,8 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnnet.data.splits import num_examples, take_examples
 from fnnet.nn.module import Module
-from fnnet.train.loop import FitResult, _check_data, _progress_bar, _schedule, _split_losses, _steps
+from fnnet.train.loop import FitResult, _as_arrays, _check_data, _progress_bar, _schedule, _split_losses, _steps
 from fnnet.train.periods import BatchOrder, compiled_steps
 from fnnet.train.placement import to_host
 
@@ -52,8 +53,8 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
     Returns:
       A :class:`FitResult` whose params, state and opt_state have the leading axis ``P``.
     """
-    x_train, y_train = (jnp.asarray(a) for a in train_data)
-    dev = None if dev_data is None else tuple(jnp.asarray(a) for a in dev_data)
+    x_train, y_train = _as_arrays("fit_population", "train_data", train_data)
+    dev = None if dev_data is None else _as_arrays("fit_population", "dev_data", dev_data)
     keys = jnp.asarray(keys) if not isinstance(keys, jax.Array) else keys
     if keys.ndim != 1:
         raise ValueError(f"fit_population: expected keys of shape (P,), got {keys.shape}")
@@ -67,14 +68,14 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
     _check_data("fit_population", "train_data", model, *first, x_train, y_train)
     if dev is not None:
         _check_data("fit_population", "dev_data", model, *first, *dev)
-    steps_per_epoch, total, period = _schedule("fit_population", len(x_train), batch_size, drop_last,
+    steps_per_epoch, total, period = _schedule("fit_population", num_examples("fit_population", x_train, y_train), batch_size, drop_last,
                                                epochs, steps, eval_every)
     if on_nonfinite not in ("raise", "continue"):
         raise ValueError(f"fit_population: expected on_nonfinite 'raise' or 'continue', got {on_nonfinite!r}")
     logs = [] if log is None else [log] if callable(log) else list(log)
     if opt_state is None:
         opt_state = jax.vmap(optimizer.init)(params)
-    order = BatchOrder(keys, len(x_train), batch_size, shuffle, drop_last, steps_per_epoch)
+    order = BatchOrder(keys, num_examples("fit_population", x_train, y_train), batch_size, shuffle, drop_last, steps_per_epoch)
     run_steps = compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
                                 members=True, batch_metrics=tuple((batch_metrics or {}).items()))
     _, eval_fn = _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, population=True)
@@ -125,8 +126,10 @@ def fit_population(model: Module, loss_fn: Callable, optimizer, params, state, t
 def _evaluate_members(evaluate_step: Callable, params, state, x, y, batch_size: int = 1024) -> dict:
     """:func:`evaluate` for a population: each metric as a ``(P,)`` array."""
     totals: dict = {}
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        for name, value in to_host(evaluate_step(params, state, xb, yb)).items():
-            totals[name] = totals.get(name, 0.0) + np.asarray(value, np.float64) * len(xb)
-    return {name: total / len(x) for name, total in totals.items()}
+    n = num_examples("fit_population", x, y)
+    for start in range(0, n, batch_size):
+        rows = slice(start, start + batch_size)
+        values = to_host(evaluate_step(params, state, take_examples(x, rows), take_examples(y, rows)))
+        for name, value in values.items():
+            totals[name] = totals.get(name, 0.0) + np.asarray(value, np.float64) * (min(n, start + batch_size) - start)
+    return {name: total / n for name, total in totals.items()}

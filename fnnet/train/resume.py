@@ -36,7 +36,10 @@ class Progress:
 
 
 def _spec(a) -> str:
-    return f"{np.dtype(a.dtype).name}{list(np.shape(a))}"
+    """``float32[100, 8]`` for an array; the same per array for a pytree of them."""
+    if isinstance(a, (np.ndarray, jax.Array)):
+        return f"{np.dtype(a.dtype).name}{list(np.shape(a))}"
+    return str(jax.tree.map(_spec, a))
 
 
 def key_data(key) -> np.ndarray:

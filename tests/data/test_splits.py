@@ -128,3 +128,25 @@ def test_batches_bad_input():
         data.batches(x, y, 0, shuffle=False)
     with pytest.raises(ValueError, match="same number"):
         data.batches(x, y[:4], 2, shuffle=False)
+
+
+def test_pytree_examples_split_and_batch_like_their_arrays():
+    rng = np.random.default_rng(0)
+    images, tokens, y = rng.normal(size=(10, 2, 2)), rng.integers(0, 5, size=(10, 3)), np.arange(10) % 2
+    x = {"images": images, "tokens": tokens}
+    assert data.num_examples("t", x, y) == 10
+    key = lambda: jax.random.key(2)  # noqa: E731  (the same key, built anew for each use)
+    (xa, ya), (xb, yb) = data.train_test_split(key(), x, y, 0.3)
+    (ia, ja), (ib, jb) = data.train_test_split(key(), images, y, 0.3)
+    np.testing.assert_array_equal(xa["images"], ia)
+    np.testing.assert_array_equal(xb["images"], ib)
+    np.testing.assert_array_equal(ya, ja)
+    order = np.asarray(jax.random.permutation(key(), 10))
+    for i, (bx, by) in enumerate(data.batches(x, y, 4, key=key())):
+        idx = order[4 * i:4 * i + 4]
+        np.testing.assert_array_equal(bx["tokens"], tokens[idx])
+        np.testing.assert_array_equal(by, y[idx])
+    with pytest.raises(ValueError, match=r"got x\['images'\] \(10, 2, 2\) and x\['tokens'\] \(9, 3\) and y \(10,\)"):
+        data.num_examples("t", {"images": images, "tokens": tokens[:9]}, y)
+    with pytest.raises(ValueError, match="expected an array or a pytree of arrays as x"):
+        data.num_examples("t", {}, y)

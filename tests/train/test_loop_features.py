@@ -352,3 +352,60 @@ def test_batch_metrics_average_each_steps_value_over_the_period(compile_epochs, 
     with pytest.raises(ValueError, match="eval_at_start has no batches"):
         train.fit(m, mse, optim.sgd(0.05), params, state, (x, y), key=key, steps=2, batch_size=6,
                   batch_metrics={"mae": mae}, eval_at_start=True, progress=False)
+
+
+def two_part_inputs(x):
+    """The inputs as a pytree: ``(first two features, {"rest": last feature})``."""
+    return (x[:, :2], {"rest": x[:, 2:]})
+
+
+def two_part_model():
+    """The linear model on a pytree input, joining its parts first."""
+    inner = linear_model()
+    join = lambda x: jnp.concatenate([x[0], x[1]["rest"]], axis=1)  # noqa: E731
+    return nn.Module(lambda key, x: inner.init(key, join(x)),
+                     lambda params, state, x, *, key=None, train=False: inner.apply(params, state, join(x)),
+                     name="two_part_linear")
+
+
+@pytest.mark.parametrize("compile_epochs,shuffle", [(False, True), (True, True), (True, False)])
+def test_pytree_inputs_and_targets_match_the_written_out_loop(compile_epochs, shuffle, x64):
+    x, y = linear_problem()
+    key = jax.random.key(5)
+    params, state = linear_model().init(jax.random.key(0), x)
+    loss = lambda out, target: mse(out, target["value"])  # noqa: E731
+    result = train.fit(two_part_model(), loss, optim.sgd(0.05), params, state, (two_part_inputs(x), {"value": y}),
+                       key=key, steps=9, batch_size=6, eval_every=3, shuffle=shuffle,
+                       compile_epochs=compile_epochs, dev_data=(two_part_inputs(x[:7]), {"value": y[:7]}),
+                       progress=False)
+    w, b, ref_losses = reference_sgd(x, y, key, 0.05, 6, 9, False, shuffle=shuffle)
+    np.testing.assert_allclose(result.params["kernel"][:, 0], w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(result.params["bias"][0], b, rtol=1e-12, atol=1e-12)
+    for h, block in zip(result.history, (ref_losses[:3], ref_losses[3:6], ref_losses[6:])):
+        np.testing.assert_allclose(h["train_loss"], block.mean(), rtol=1e-12)
+    r = x[:7] @ w + b - y[:7]  # evaluation metrics are float32 (make_eval_step)
+    np.testing.assert_allclose(result.history[-1]["dev_loss"], np.mean(r ** 2), rtol=1e-6)
+
+
+def test_pytree_inputs_in_a_population_match_the_written_out_loop(x64):
+    x, y = linear_problem()
+    keys = jax.random.split(jax.random.key(6), 2)
+    params, state = jax.vmap(lambda k: linear_model().init(k, x))(jax.random.split(jax.random.key(0), 2))
+    result = train.fit_population(two_part_model(), mse, optim.sgd(0.05), params, state, (two_part_inputs(x), y),
+                                  keys=keys, epochs=2, batch_size=6, progress=False)
+    for m in range(2):
+        w, b, _ = reference_sgd(x, y, keys[m], 0.05, 6, 8, False)
+        np.testing.assert_allclose(result.params["kernel"][m, :, 0], w, rtol=1e-12, atol=1e-12)
+
+
+def test_pytree_inputs_with_different_lengths_are_named():
+    x, y = linear_problem()
+    params, state = linear_model().init(jax.random.key(0), x)
+    bad = (x[:, :2], {"rest": x[:-1, 2:]})
+    with pytest.raises(ValueError, match=r"train_data inputs must have the same number of examples, got "
+                                         r"input\[0\] \(20, 2\), input\[1\]\['rest'\] \(19, 1\)"):
+        train.fit(two_part_model(), mse, optim.sgd(0.05), params, state, (bad, y), key=jax.random.key(1),
+                  epochs=1, batch_size=5, progress=False)
+    with pytest.raises(TypeError, match="expected train_data as a pair"):
+        train.fit(two_part_model(), mse, optim.sgd(0.05), params, state, (x, y, y), key=jax.random.key(1),
+                  epochs=1, batch_size=5, progress=False)
