@@ -190,9 +190,10 @@ def emojify_v2(vocab_size: int, num_classes: int, *, embed_dim: int | None = Non
     An empty sentence gives the zero state.
 
     Args:
-      vocab_size, num_classes, embed_dim, pad_id, embeddings, freeze_embeddings,
-      embedding_init: as in :func:`emojify_v1`.
-      hidden: LSTM units per layer; num_layers: stacked LSTM layers.
+      vocab_size: as in :func:`emojify_v1`, and so are ``num_classes``, ``embed_dim``,
+        ``pad_id``, ``embeddings``, ``freeze_embeddings`` and ``embedding_init``.
+      hidden: LSTM units per layer.
+      num_layers: stacked LSTM layers.
       dropout: drop rate in ``[0, 1)``.
     """
     num_classes = as_int(name, "num_classes", num_classes, minimum=1)

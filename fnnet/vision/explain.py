@@ -122,8 +122,8 @@ def grad_cam(layers: Sequence[nn.Module], params, state, x: jax.Array, layer: st
       ``(N, H, W)`` (or ``(N, h, w)``), unnormalised.
 
     Raises:
-      KeyError: no such layer (listing the names); ValueError: its output is not a
-      stack of maps ``(N, h, w, K)``.
+      KeyError: no such layer (listing the names).
+      ValueError: its output is not a stack of maps ``(N, h, w, K)``.
     """
     _check_images("grad_cam", x)
     i = layer_index(layers, layer, layer_names=layer_names, where="grad_cam")
