@@ -24,7 +24,11 @@ shape inference included), ``rewrite`` (the batched evaluation of the jaxpr), ``
 (to StableHLO), ``compile`` (XLA), ``run`` and ``assemble`` (the parameters cut from
 the buffers on the host).
 
-Run: ``python benchmarks/bench_init.py [--rounds 5] [--models lenet5,resnet18] [--phases]``
+``--before DIR`` adds a row ``before``: the compiled init of the fnnet package found in
+``DIR`` (e.g. ``git archive <commit> fnnet | tar -x -C DIR``), in the same rounds.
+
+Run: ``python benchmarks/bench_init.py [--rounds 5] [--models lenet5,resnet18] [--phases]
+[--before DIR]``
 (Flax and Equinox come with ``pip install -e '.[bench]'``; missing ones are skipped).
 """
 from __future__ import annotations
@@ -176,6 +180,7 @@ def main():
     parser.add_argument("--models", default="lenet5,resnet18")
     parser.add_argument("--rows", default=",".join(ROWS))
     parser.add_argument("--phases", action="store_true", help="time the phases of the compiled init")
+    parser.add_argument("--before", metavar="DIR", help="add a row: the compiled init of DIR/fnnet")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "ROW"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -192,12 +197,18 @@ def main():
         print(f"load average {os.getloadavg()[0]:.2f}")
         return
     rows = [r for r in args.rows.split(",") if available(r)]
+    if args.before:
+        rows.insert(1, "before")
     for model_name in args.models.split(","):
         times = {r: [] for r in rows}
         for _ in range(args.rounds):
             for row in rows:
-                out = subprocess.run([sys.executable, __file__, "--worker", model_name, row],
-                                     check=True, capture_output=True, text=True).stdout
+                env = dict(os.environ)
+                if row == "before":
+                    env["PYTHONPATH"] = os.path.abspath(args.before)
+                out = subprocess.run([sys.executable, __file__, "--worker", model_name,
+                                      "compiled" if row == "before" else row],
+                                     check=True, capture_output=True, text=True, env=env).stdout
                 times[row].append(float(out.split()[-1]))
         print(f"{model_name}: first init, {args.rounds} fresh processes per row, interleaved")
         for row in rows:

@@ -1,37 +1,48 @@
-"""Compile a random initialisation with few kernels: all its Threefry hashes batched,
-the transforms after them batched too, and the results handed out on the host.
+"""Compile a random initialisation into a few kernels: all its Threefry hashes in one,
+the transforms after them batched too, and the results cut out on the host.
 
 A model's ``init`` derives one key per layer (``fold_in`` per child) and draws every
 weight from its own key (``random_bits``, then ``uniform -> erf_inv -> scale``). Traced
 as it is, XLA generates a Threefry kernel per draw and per ``fold_in`` and a transform
-kernel per draw; on CPU every kernel costs 10-40 ms of code generation, and a
-ResNet-18's first ``init`` was mostly that. :func:`compile_batched` traces the function
-and evaluates its jaxpr in waves, keeping the bits unchanged:
+kernel per draw; on CPU each kernel costs 10-40 ms of code generation, and ResNet-18's
+first ``init`` was mostly that (about 270 kernels). :func:`compile_batched` traces the
+function and evaluates its jaxpr in passes, keeping every bit:
 
-- ``random_fold_in(key, d)`` is ``threefry2x32(key; 0, d)``, the pair of outputs the new
-  key; all the ``fold_in`` s whose key is known run as ONE hash, and the new keys stay in a
-  key table (``t1``, ``t2``: uint32 words) that later waves gather from;
+- ``random_fold_in(key, d)`` (``d`` a constant) is ``threefry2x32(key; 0, d)``, the pair
+  of outputs the new key. It is not computed where it stands: the key becomes a root key
+  and a path of ``d`` s, and the chains of the keys a wave needs are hashed together,
+  one level at a time (``where`` past a chain's end), inside the wave's key gather;
 - ``random_bits(key, 32, shape)`` is ``b1 ^ b2`` of ``threefry2x32(key; 0, i)`` over the
   row-major index ``i`` (``jax_threefry_partitionable``, JAX's default). All the draws
-  whose keys are known run as ONE hash, laid out in rows of ``ROW`` counters: draw ``p``
+  whose keys are known run as ONE hash laid out in rows of ``ROW`` counters: draw ``p``
   owns ``ceil(n_p / ROW)`` rows, row ``r`` hashes the key of its draw with the counters
-  ``ROW (r - start_p) + [0, ROW)``. Keys and row bases are per-row vectors broadcast
-  along the row, so no per-element key array is built. Draws are deferred while other
-  parts of the program (``fold_in`` waves) can progress, so one wave holds them all;
+  ``ROW (r - start_p) + [0, ROW)``; keys and row bases are per-row vectors broadcast
+  along the row, so no per-element key array is built. Draws wait while other parts of
+  the program can progress, so that one wave holds them all;
 - an elementwise equation (``shift``, ``or``, ``bitcast``, ``sub``, ``mul``, ``max``,
-  ``erf_inv``, ``optimization_barrier``, ...) applied to draws of one wave with the same
-  parameters runs once over the whole wave's buffer; a scalar operand that differs per
-  draw becomes a per-row vector. Every element is computed by the same operations as
-  in the traced program, so the values are bitwise equal (tests/nn/test_fast_init.py,
-  tests/nn/test_batched_random.py);
-- results that depend on no argument (``zeros``, ``ones``: a ``broadcast_in_dim`` of a
-  literal) are computed on the host, and draws are returned as whole wave buffers that
-  the host slices (NumPy views, ``jax.device_put``): no slice kernel per parameter.
+  ``erf_inv``, ``optimization_barrier``, ...) applied with the same parameters to
+  draws of one wave runs once over the wave's buffer; a scalar operand that differs per
+  draw becomes a per-row vector. Each element goes through the operations it went
+  through in the traced program. XLA's algebraic simplifier may still treat a chain of
+  constant multiplications differently (it folds ``c1 * (c2 * x)`` when ``c2 * x`` has
+  one user, which a buffer shared by several draws may not), which ``fnnet.init``
+  prevents with an optimisation barrier after each standard normal draw; the tests
+  compare bitwise (tests/nn/test_fast_init.py, tests/nn/test_batched_random.py);
+- outputs that depend on no argument (``zeros``, ``ones``: a ``broadcast_in_dim`` of a
+  literal) are made on the host, and draws are returned as whole wave buffers that the
+  host cuts into the parameters (NumPy views, ``jax.device_put``): no kernel per
+  parameter. A draw that the program itself uses is sliced from its buffer behind a
+  ``cond`` XLA cannot see through, so that its wave is computed once, not again inside
+  every slice's kernel.
 
-The Threefry-2x32 hash is written out here (20 rounds of uint32 add, rotate, xor,
-unrolled): integer arithmetic gives the same bits as JAX's implementation, which on CPU
-is a rolled loop of several kernels per call. Equations of any other kind, keys that are
-not scalar ``threefry2x32`` keys and other bit widths are evaluated as traced.
+The Threefry-2x32 hash is written out here (20 rounds of uint32 add, rotate and xor,
+unrolled): integer arithmetic gives JAX's bits (and the published known answers), in
+one fusible loop, where JAX's CPU lowering is a rolled loop of several kernels per call.
+Equations of any other kind, keys that are not scalar ``threefry2x32`` keys, a
+``fold_in`` of traced data and other bit widths are evaluated as traced.
+
+For ResNet-18 (224x224x3, 1000 classes) the program is 2 kernels: the gather of the
+row keys (the ``fold_in`` chains fused in) and the hash with the normal transform.
 
 Imports: jax, numpy.
 """

@@ -11,13 +11,14 @@ runs at initialisation. ``params`` and ``state`` are nested dicts of arrays.
 
 ``Module(init, apply)`` keeps the ``init`` it is given as ``module.init.raw`` and
 stores a compiled front, :class:`CompiledInit`: ``module.init(key, x)`` traces the
-whole initialisation (every child's init inlined) once under ``jax.jit``, with the
-example input's shape and dtype static, and runs it as one XLA program. Eagerly every
-random draw would compile on its own, per shape (2-5 s for LeNet-5 or ResNet-18); the
-cost now is one compile per new input shape and dtype (and key type), cached by
-``jax.jit``. The parameters are bitwise those of the eager ``module.init.eager(key,
-x)`` (op by op, each draw its own compiled kernel), as ``fnnet.init`` keeps each draw
-behind an optimisation barrier.
+whole initialisation (every child's init inlined) once, with the example input's shape
+and dtype static, and runs it as one XLA program of a few kernels (all random draws in
+one Threefry hash, :mod:`fnnet.nn._batched_random`). Eagerly every random draw would
+compile on its own, per shape (2-5 s for LeNet-5 or ResNet-18); the cost now is one
+small compile per new input shape and dtype (and key type), cached on the Module. The
+parameters are bitwise those of the eager ``module.init.eager(key, x)`` (op by op, each
+draw its own compiled kernel), as ``fnnet.init`` keeps each draw behind an optimisation
+barrier.
 
 Containers give child ``i`` the key ``fold_in(key, i)`` and call it through
 :func:`call`, which also records layer outputs for :func:`summary`.
@@ -65,8 +66,9 @@ class Module:
         return iter((self.init, self.apply))
 
 
-# The init program runs once: LLVM's level-1 optimisation compiles it ~3x faster than
-# the default, and it rounds as the eagerly compiled draws do (tests compare bitwise).
+# The init program runs once: LLVM's level-1 optimisation compiles it faster than the
+# default and rounds as the eagerly compiled draws do (tests compare bitwise); level 0
+# contracts differently inside erf_inv, and runs the hash 5x slower.
 _INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 # True while an init is being traced or run eagerly as a whole: children's inits then
@@ -95,14 +97,15 @@ def _inline():
 class CompiledInit:
     """``init(key, x) -> (params, state)`` compiled as one program per input spec.
 
-    ``init(key, x)`` calls ``jax.jit(raw, static spec)(key, spec_of(x))``: the first call
-    for a shape and dtype traces ``raw`` (children inline), evaluates the trace with its
-    Threefry hashes batched (all ``fold_in`` and small draws of one key level in one
-    hash, :mod:`fnnet.nn._batched_random`; the same bits) and compiles it at LLVM
-    optimisation level 1 (the program runs once; this compiles it about 3x faster than
-    the default level); later calls reuse the program. Works under ``jax.vmap``,
-    ``jax.jit`` and ``jax.eval_shape`` (a sub-program of the caller's, compiled with the
-    caller's options). ``raw`` is the function the Module was built with;
+    The first call for a shape and dtype (and key type) traces ``raw`` (children
+    inline), evaluates the trace with its Threefry hashes and the transforms after them
+    batched (the ``fold_in`` chains and all the draws in one hash, each elementwise step
+    once over all the draws, constants and parameters cut out on the host:
+    :func:`fnnet.nn._batched_random.compile_batched`; the same bits) and compiles it at
+    LLVM optimisation level 1; later calls reuse the program. Under ``jax.vmap``,
+    ``jax.jit`` and ``jax.eval_shape`` it is ``jax.jit(raw, static spec)``, a
+    sub-program of the caller's, compiled with the caller's options. ``raw`` is the
+    function the Module was built with;
     ``eager(key, x)`` runs it with every child inline and no compile of its own, op by op
     outside a trace, giving the same arrays bit for bit; it also serves an example input
     that is not one array (a recurrent layer's dict with lengths). Equal and hashed as
@@ -133,8 +136,9 @@ class CompiledInit:
     def __call__(self, key, x):
         if _INLINE.get():
             return self.raw(key, x)
-        if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-            return self.eager(key, x)  # a structured input (e.g. a dict with lengths): op by op
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")) or jax.config.jax_disable_jit:
+            # A structured input (e.g. a dict with lengths), or jit disabled: op by op.
+            return self.eager(key, x)
         spec = spec_of(x)
         if isinstance(key, jax.core.Tracer) or not hasattr(key, "dtype"):
             # Under a caller's jit, vmap or eval_shape the program joins the caller's,

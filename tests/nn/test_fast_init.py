@@ -115,3 +115,15 @@ def test_init_accepts_an_array_and_returns_arrays():
         assert isinstance(leaf, jax.Array)
     _assert_bitwise((params, state), model.init.eager(jax.random.key(2), x))
     assert model.init.raw is not model.init and model == nn.Module(model.init.raw, model.apply, model.name)
+
+
+def test_raw_key_and_disabled_jit():
+    # A legacy uint32[2] key goes through the same program (its own compile); with jit
+    # disabled the init runs op by op. Both give the eager init's arrays.
+    model = nn.serial(nn.dense(6), nn.relu, nn.dense(3, kernel_init=init.xavier_uniform()))
+    x = jnp.ones((2, 5))
+    raw = jax.random.PRNGKey(5)
+    _assert_bitwise(model.init(raw, x), model.init.eager(raw, x))
+    with jax.disable_jit():
+        got = model.init(jax.random.key(5), x)
+    _assert_bitwise(got, model.init.eager(jax.random.key(5), x))
