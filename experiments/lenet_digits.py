@@ -19,7 +19,9 @@ the net past the writers' shift: without augmentation the same net stops at 94.4
 
 Reaches 98.1% test accuracy (seed 0; seeds 0-4: 98.1, 98.3, 98.6, 98.7, 98.3, mean
 98.4), against the SVC's 96.9% on the same split; the training set is fitted to 100%.
-18 s per seed on 2 CPU cores at low load (45-65 s under a load of 6). Until 1 December
+18 s per seed on 2 CPU cores at low load (45-65 s under a load of 6; 81 s under a
+load of ~10.6 when re-run after C5, a 5x5 conv over a 5x5 map, became a matmul on CPU:
+98.1% again, best epoch 98.3%). Until 1 December
 2026 the experiment had its own loop, whose batch order and augmentation keys differ
 from ``fit``'s: 98.3% (seeds 0-4 mean 98.5), 94.0% without augmentation.
 """

@@ -24,10 +24,13 @@ Reported: the largest difference of the three outputs (float32; the float64 test
 shows they agree to 1e-12, the float32 gap is rounding) and the median time of each.
 
 Full run (default config: 16 images of 28 x 28, 14 x 14 crops, 8 x 8 = 64 positions;
-27 s wall on 2 CPU cores shared at load average ~18, most of it compilation): the
-three outputs agree to 3.9e-7 (float32); median times 62.5 ms (loop over positions),
-54.2 ms (all crops as one batch), 19.5 ms (convolutional): the convolutional pass is
-3.2x faster than the loop and 2.8x faster than classifying the gathered crops.
+14 s wall on 2 CPU cores shared at load average ~10, most of it imports and
+compilation): the three outputs agree to 3.9e-7 (float32); median times 18.4 ms (loop
+over positions), 11.2 ms (all crops as one batch), 4.0 ms (convolutional): the
+convolutional pass is 4.6x faster than the loop and 2.8x faster than classifying the
+gathered crops. (Before the CPU conv lowering sent convs with at most 16 output
+pixels per image, the classifier's on one crop, to the matmul form: 62.5, 54.2 and
+19.5 ms at load ~18, 3.2x and 2.8x.)
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ from fnnet import nn
 from fnnet.train.config import check_config, require
 from fnnet.vision.detection import dense_to_conv, sliding_windows
 
-CPU_SECONDS = 27  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 15  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
