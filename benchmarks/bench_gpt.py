@@ -21,7 +21,10 @@ AdamW on one batch of Tiny Shakespeare windows (the same batch every step).
 
 Every side runs ``REPS`` steps per round; rounds are interleaved and their order
 alternates; the result is the median over rounds of the per-round ratio
-fnnet time / other time (below 1: fnnet is faster).
+fnnet time / other time (below 1: fnnet is faster), with its quartiles. Beside the
+wall time: XLA's count of the bytes each compiled step reads and writes, and the
+process CPU time per step (every thread), which a shared machine inflates less than
+the wall time (PyTorch's includes its threads' spin-waiting).
 
 Generation: a GPT with context 256 produces ``GEN_TOKENS`` tokens after a one-token
 prompt, greedily, (a) with the key-value cache (``fnnet.models.gpt``'s
@@ -349,31 +352,37 @@ def fnnet_runner(x, y):
 
 # ----------------------------------------------------------------------------- measuring
 
-def flops(run) -> float:
+def bytes_accessed(run) -> float:
+    """XLA's count of the bytes a compiled step reads and writes (NaN for PyTorch)."""
     compiled = getattr(run, "compiled", None)
     if compiled is None:
         return float("nan")
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost.get("flops", float("nan")))
+    return float(cost.get("bytes accessed", float("nan")))
 
 
-def time_round(run, reps: int) -> float:
+def time_round(run, reps: int) -> tuple[float, float]:
+    """Wall and process CPU seconds per call (CPU: every thread of this process)."""
     jax.block_until_ready(run())       # the first call after another framework's round
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     for _ in range(reps):
         out = run()
     jax.block_until_ready(out) if not hasattr(out, "item") or isinstance(out, jax.Array) else out.item()
-    return (time.perf_counter() - start) / reps
+    return (time.perf_counter() - start) / reps, (time.process_time() - cpu) / reps
 
 
-def interleaved(runners: dict, rounds: int, reps: int) -> dict:
-    """Per-round seconds per step of every runner, the order alternating between rounds."""
+def interleaved(runners: dict, rounds: int, reps: int, cpu: dict | None = None) -> dict:
+    """Per-round seconds per step of every runner, the order alternating between rounds
+    (and the CPU seconds per step in ``cpu``, if given)."""
     times = {name: [] for name in runners}
     names = list(runners)
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
-            times[name].append(time_round(runners[name], reps))
+            wall, used = time_round(runners[name], reps)
+            times[name].append(wall)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(used)
     return times
 
 
@@ -394,14 +403,21 @@ def train_step_table(rounds=ROUNDS, reps=REPS):
     for run in runners.values():   # warm-up (compiles, torch's allocator)
         for _ in range(3):
             run()
-    times = interleaved(runners, rounds, reps)
+    load = os.getloadavg()[0]
+    cpu = {}
+    times = interleaved(runners, rounds, reps, cpu)
     print(f"\nGPT train step, baby GPT ({LAYERS} layers, {HEADS} heads, embedding {EMBED}, context "
           f"{CONTEXT}, batch {BATCH}); {rounds} interleaved rounds x {reps} steps; load average "
-          f"{os.getloadavg()[0]:.1f}")
-    print(f"{'framework':<22} {'params':>9} {'median ms':>10} {'XLA flops':>14} {'fnnet / this':>13}")
+          f"{load:.1f} before, {os.getloadavg()[0]:.1f} after")
+    print(f"{'framework':<22} {'params':>9} {'median ms':>10} {'MB read':>8} {'fnnet / this':>13} "
+          f"{'quartiles':>13} {'CPU ms':>7} {'CPU ratio':>9}")
     for name, run in runners.items():
+        per_round = sorted(a / b for a, b in zip(times["fnnet"], times[name])) if "fnnet" in times else [0.0]
+        q1, q3 = per_round[len(per_round) // 4], per_round[(3 * len(per_round)) // 4]
         print(f"{name:<22} {getattr(run, 'params', 0):>9,} {1e3 * statistics.median(times[name]):>10.2f} "
-              f"{flops(run):>14,.0f} {ratio(times, 'fnnet', name) if 'fnnet' in times else float('nan'):>13.3f}")
+              f"{bytes_accessed(run) / 1e6:>8.0f} {statistics.median(per_round):>13.3f} "
+              f"{q1:>6.3f}-{q3:<6.3f} {1e3 * statistics.median(cpu[name]):>7.1f} "
+              f"{statistics.median(cpu['fnnet']) / statistics.median(cpu[name]):>9.3f}")
     return runners, times
 
 
