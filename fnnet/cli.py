@@ -180,19 +180,8 @@ def config_docs(module: ModuleType) -> dict[str, str]:
 
 
 def describe_experiment(name: str, module: ModuleType) -> str:
-    """What ``--devices N`` sets the ``devices`` field of an experiment that has one (the same as
-``--set devices=N``); before ``run`` the command provides that many devices, simulated
-CPU devices when JAX runs on the CPU (``fnnet run data_parallel --devices 8``).
-
-Several processes (one per host, or several on one machine) run one experiment as one
-program on JAX's distributed runtime: ``fnnet run NAME --processes P`` launches ``P``
-processes on this machine (``--devices N``: ``N`` devices in all, ``N / P`` simulated
-per process on a CPU); on a cluster, every host runs ``fnnet run NAME --distributed``
-with ``FNNET_COORDINATOR=host0:port``, ``FNNET_NUM_PROCESSES`` and ``FNNET_PROCESS_ID``
-set (or none of them where JAX detects the cluster: TPU pod slices, Slurm, Open MPI).
-Process 0 writes the run folder (its ``status.json`` records ``processes``).
-
-``fnnet run NAME --help`` prints below the options: summary, CPU time, Config fields."""
+    """What ``fnnet run NAME --help`` prints below the options: the experiment's summary,
+    its typical CPU time, and every ``Config`` field with its type, default and doc."""
     info = _static_info(Path(module.__file__))
     docs = config_docs(module)
     defaults = module.Config()

@@ -24,23 +24,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_like_one(tmp_path):
-    out = str(tmp_path / "mp.npz")
+def run_two_processes(worker: str, out: str, timeout: int = 300) -> None:
+    """``python WORKER PORT PROCESS_ID OUT`` as processes 0 and 1, joined on a free port;
+    fails with both processes' output unless both exit 0."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "_worker_mp.py"), str(port), str(i), out],
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, worker), str(port), str(i), out],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     logs = []
     try:
         for p in procs:
-            stdout, stderr = p.communicate(timeout=300)
+            stdout, stderr = p.communicate(timeout=timeout)
             logs.append(stdout + stderr[-3000:])
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
     assert all(p.returncode == 0 for p in procs), "\n---\n".join(logs)
+
+
+def test_two_processes_train_like_one(tmp_path):
+    out = str(tmp_path / "mp.npz")
+    run_two_processes("_worker_mp.py", out)
 
     got = dict(np.load(out))
     assert got["rows"].tolist() == [0, 8] and np.load(out + ".rows1.npy").tolist() == [8, 16]

@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = Path(HERE).resolve().parents[1]
 sys.path.insert(0, HERE)
 import _programs as programs  # noqa: E402
-from test_multiprocess import free_port  # noqa: E402
+from test_multiprocess import run_two_processes  # noqa: E402
 
 
 def _env():
@@ -26,20 +26,7 @@ def test_fit_fully_sharded_over_two_processes_with_checkpoint_and_resume(tmp_pat
     from fnnet.train import fit
 
     out = str(tmp_path / "fit")
-    port = free_port()
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "_worker_fit_mp.py"), str(port), str(i), out],
-                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
-    logs = []
-    try:
-        for p in procs:
-            stdout, stderr = p.communicate(timeout=300)
-            logs.append(stdout + stderr[-3000:])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert all(p.returncode == 0 for p in procs), "\n---\n".join(logs)
+    run_two_processes("_worker_fit_mp.py", out)
     got = dict(np.load(out + ".npz"))
 
     # the reference: the same three epochs in this process, on one device, in one call
