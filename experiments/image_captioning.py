@@ -40,7 +40,7 @@ import numpy as np
 
 from fnnet import losses, nn, optim, train
 from fnnet.data.synthetic_scenes import END, PAD, START, VOCAB, decode_caption, encode_captions, make_scenes
-from fnnet.models.captioning import pack_inputs, show_attend_tell
+from fnnet.models.captioning import show_attend_tell
 from fnnet.models.seq2seq import decoder_inputs
 from fnnet.text.beam_search import beam_search, greedy_decode
 from fnnet.text.bleu import corpus_bleu
@@ -102,13 +102,13 @@ def run(config: Config) -> dict:
     test_set = make_scenes(config.test_seed, config.test_scenes, image_size=config.image_size, radius=radius)
     y_train = encode_captions(train_set.captions, MAX_LEN)
     y_test = encode_captions(test_set.captions, MAX_LEN)
-    x_train = pack_inputs(train_set.images, decoder_inputs(y_train, START))
-    x_test = pack_inputs(test_set.images, decoder_inputs(y_test, START))
+    x_train = (jnp.asarray(train_set.images), decoder_inputs(jnp.asarray(y_train), START))
+    x_test = (jnp.asarray(test_set.images), decoder_inputs(jnp.asarray(y_test), START))
     data_seconds = time.perf_counter() - start
 
     model = captioner(config)
     key = jax.random.key(config.seed)
-    params, state = model.module.init(jax.random.fold_in(key, 0), x_train[:config.batch_size])
+    params, state = model.module.init(jax.random.fold_in(key, 0), tuple(a[:config.batch_size] for a in x_train))
     opt = optim.chain(optim.clip_by_global_norm(config.clip_norm), optim.adam(config.learning_rate))
 
     def word_accuracy(logits, y):             # teacher-forced: each word given the true prefix

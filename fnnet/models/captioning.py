@@ -19,9 +19,8 @@ Training uses teacher forcing (the true previous words, ``y_0 = start_token``, i
 weights ``alpha_t`` of every word come back for plotting, and for Xu et al.'s doubly
 stochastic penalty ``lambda sum_i (1 - sum_t alpha_ti)^2`` if wanted.
 
-The Module reads images and decoder inputs packed in one float array (what
-:func:`fnnet.train.fit` feeds), ``x = [image.reshape(B, -1) ; decoder inputs]``, see
-:func:`pack_inputs`; token ids are small integers, exact in float32.
+The Module reads the pair ``x = (images, decoder inputs)``, as
+:func:`fnnet.train.fit` feeds it from ``train_data = ((images, inputs), targets)``.
 
 Params: ``encoder`` (``{"0": {"kernel", "bias"}, "3": ...}``, one entry per conv layer,
 keyed by its place in the encoder's ``serial``: conv ``i`` at ``3 i``, context conv ``j`` at
@@ -37,7 +36,6 @@ Imports: fnnet.nn, fnnet.functional, fnnet.init.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -48,14 +46,14 @@ from fnnet import init as initializers
 from fnnet import nn
 from fnnet.functional._checks import as_int
 
-__all__ = ["Captioner", "show_attend_tell", "pack_inputs", "feature_coordinates"]
+__all__ = ["Captioner", "show_attend_tell", "feature_coordinates"]
 
 
 class Captioner(NamedTuple):
     """A soft-attention captioner: a Module for training and the pure functions around it.
 
     - ``module``: ``init(key, x)`` / ``apply(params, state, x) -> (logits (B, T, V), state)``
-      with ``x = pack_inputs(images, decoder inputs)``.
+      with ``x = (images (B, H, W, C), decoder inputs (B, T))``.
     - ``encode(params, images) -> annotations (B, L, D)``.
     - ``teacher_forced(params, images, inputs) -> (logits (B, T, V), weights (B, T, L))``.
     - ``decode_step(params, carry, token) -> (carry, logits, weights)``: one word.
@@ -71,18 +69,6 @@ class Captioner(NamedTuple):
     image_shape: tuple
     grid: tuple
     start_token: int
-
-
-def pack_inputs(images, inputs):
-    """``[images.reshape(B, -1) ; inputs]`` as float32 ``(B, H W C + T)``, the Module's input."""
-    images, inputs = jnp.asarray(images), jnp.asarray(inputs)
-    if images.ndim != 4 or inputs.ndim != 2 or images.shape[0] != inputs.shape[0]:
-        raise ValueError(f"pack_inputs: expected images (B, H, W, C) and decoder inputs (B, T) of one batch "
-                         f"size, got {images.shape} and {inputs.shape}")
-    if not jnp.issubdtype(inputs.dtype, jnp.integer):
-        raise TypeError(f"pack_inputs: expected integer decoder inputs, got {inputs.dtype}")
-    return jnp.concatenate([images.reshape(images.shape[0], -1).astype(jnp.float32),
-                            inputs.astype(jnp.float32)], axis=1)
 
 
 def feature_coordinates(h: int, w: int, dtype=jnp.float32):
@@ -131,7 +117,7 @@ def show_attend_tell(vocab_size: int, image_shape: tuple, *, start_token: int, c
         raise ValueError(f"{name}: expected image height and width divisible by 2^{len(channels)} = {scale} "
                          f"(one 2x2 pooling per conv layer), got {image_shape[:2]}")
     grid = (image_shape[0] // scale, image_shape[1] // scale)
-    cells, pixels = grid[0] * grid[1], math.prod(image_shape)
+    cells = grid[0] * grid[1]
     width = channels[-1] + (2 if coordinates else 0)
     layers = []
     for c in channels:
@@ -144,12 +130,18 @@ def show_attend_tell(vocab_size: int, image_shape: tuple, *, start_token: int, c
     cell = nn.lstm_cell(hidden, dtype=dtype)
     glorot = initializers.xavier_uniform()
 
+    def _split(x):
+        if not (isinstance(x, (tuple, list)) and len(x) == 2):
+            raise ValueError(f"{name}: expected x = (images, decoder inputs), got {type(x).__name__}"
+                             + (f" of length {len(x)}" if isinstance(x, (tuple, list)) else ""))
+        return x
+
     def init(key, x):
-        spec = nn.spec_of(x)
-        if len(spec.shape) != 2 or spec.shape[1] <= pixels:
-            raise ValueError(f"{name}: expected x = pack_inputs(images, decoder inputs) of shape (B, {pixels} + T) "
-                             f"for images {image_shape}, got {spec.shape}")
-        batch = spec.shape[0]
+        images, inputs = (nn.spec_of(a) for a in _split(x))
+        if images.shape[1:] != image_shape or len(inputs.shape) != 2 or inputs.shape[0] != images.shape[0]:
+            raise ValueError(f"{name}: expected x = (images (B, {', '.join(map(str, image_shape))}), decoder "
+                             f"inputs (B, T)), got shapes {images.shape} and {inputs.shape}")
+        batch = images.shape[0]
         k = [jax.random.fold_in(key, i) for i in range(12)]
         enc, _ = cnn.init(k[0], jax.ShapeDtypeStruct((batch,) + image_shape, dtype))
         params = {"encoder": {i: enc[i] for i in conv_index},
@@ -239,12 +231,7 @@ def show_attend_tell(vocab_size: int, image_shape: tuple, *, start_token: int, c
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
-        x = jnp.asarray(x)
-        if x.ndim != 2 or x.shape[1] <= pixels or not jnp.issubdtype(x.dtype, jnp.floating):
-            raise ValueError(f"{name}: expected x = pack_inputs(images, decoder inputs), float (B, {pixels} + T) "
-                             f"for images {image_shape}, got {x.dtype} {x.shape}")
-        images = x[:, :pixels].reshape((x.shape[0],) + image_shape)
-        inputs = jnp.round(x[:, pixels:]).astype(jnp.int32)
+        images, inputs = _split(x)
         logits, _ = teacher_forced(params, images, inputs)
         return logits, state
 
