@@ -19,8 +19,10 @@ on the digit. ``cam_occlusion_corr`` is the Pearson correlation of the Grad-CAM 
 occlusion maps (both at 13x13) over the shown digits: the two methods agree where it
 is positive.
 
-Full run (seed 0, 30 epochs; 149 s wall on 2 CPU cores shared at a load average of
-~18, 111 s of it training): test accuracy 97.7% (lenet_digits' 100 epochs reach
+Full run (seed 0, 30 epochs; 57 s wall on 2 CPU cores shared at a load average of
+~10, 28 s of it training; 149 s and 111 s at a load of ~18 before the CPU conv
+lowering ran C5, a 5x5 conv over a 5x5 map, as a matmul; the numbers below came out
+the same to the digits printed): test accuracy 97.7% (lenet_digits' 100 epochs reach
 98.1%); the four digits 0-3 are classified right with probabilities 0.96-1.00. The
 C1 filters moved 20% (relative Frobenius norm) from their He-normal start, so they
 still look random at 5x5; their maps show the digit, its complement and edges at
@@ -45,7 +47,7 @@ from fnnet.train.config import check_config, require
 from fnnet.vision import explain
 from fnnet.vision.features import layer_outputs
 
-CPU_SECONDS = 150  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 57  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 # lenet5(variant="classic") as a layer list (a Module hides its children): the same
 # children in the same order, so serial(*LAYERS) takes its params as they are (run()
