@@ -75,10 +75,11 @@ _INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 # run inline (their ops join the caller's program) instead of compiling on their own.
 _INLINE: contextvars.ContextVar = contextvars.ContextVar("fnnet_init_inline", default=False)
 
-# During one whole init: the output spec of each container init that has run, keyed by
-# (raw init, input spec), so that the parent's shape inference does not trace again the
+# During one whole init: the output spec of each container whose init has run, keyed by
+# (its apply, input spec), so that the parent's shape inference does not trace again the
 # apply of a subtree whose output its own init has just inferred (for ResNet-18, 5
-# levels of containers traced every conv's apply 5 times).
+# levels of containers traced every conv's apply 5 times). Keyed by the apply, so a
+# Module that reuses an init with another apply is traced as before.
 _OUT_SPECS: contextvars.ContextVar = contextvars.ContextVar("fnnet_out_specs", default=None)
 
 
@@ -213,17 +214,18 @@ def _recording():
 def _infer(module: Module, params, state, spec):
     """Output spec of ``module`` in evaluation mode, without running it."""
     specs = _OUT_SPECS.get()
-    known = None if specs is None else specs.get((getattr(module.init, "raw", module.init), spec))
+    known = None if specs is None else specs.get((module.apply, spec))
     if known is not None:
         return known
     return jax.eval_shape(lambda p, s, x: module.apply(p, s, x)[0], params, state, spec)
 
 
-def _record(init: Callable, spec, out) -> None:
-    """Remember that the container whose raw init is ``init`` maps ``spec`` to ``out``."""
+def _record(apply: Callable, spec, out) -> None:
+    """Remember that the container ``apply`` maps ``spec`` to ``out`` (in evaluation
+    mode), as its init has just inferred."""
     specs = _OUT_SPECS.get()
     if specs is not None:
-        specs[(init, spec)] = out
+        specs[(apply, spec)] = out
 
 
 # ---------------------------------------------------------------------------
@@ -257,7 +259,7 @@ def serial(*modules: Module, name: str = "serial") -> Module:
             k = str(i)
             params[k], state[k] = m.init(jax.random.fold_in(key, i), spec)
             spec = _infer(m, params[k], state[k], spec)
-        _record(init, first, spec)  # the chain of outputs is the apply's output
+        _record(apply, first, spec)  # the chain of outputs is the apply's output
         return params, state
 
     def apply(params, state, x, *, key=None, train=False):
@@ -324,7 +326,7 @@ def residual(block: Module, shortcut: Module | None = None, name: str = "residua
         out = {k: _infer(m, params[k], state[k], spec) for k, m in branches.items()}
         _check_same_shape(name, [out["block"], out.get("shortcut", spec)],
                           hint="; pass a projection shortcut")
-        _record(init, spec, jax.eval_shape(jnp.add, out["block"], out.get("shortcut", spec)))
+        _record(apply, spec, jax.eval_shape(jnp.add, out["block"], out.get("shortcut", spec)))
         return params, state
 
     def apply(params, state, x, *, key=None, train=False):

@@ -130,3 +130,21 @@ def test_raw_key_and_disabled_jit():
         got = model.init(jax.random.key(5), x)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(model.init.eager(jax.random.key(5), x))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-7)
+
+
+def test_shape_inference_follows_the_apply_of_a_module_that_reuses_an_init():
+    # Containers remember the output spec their init inferred, keyed by their apply: a
+    # Module built from the same init with another apply (here doubling the width) is
+    # traced, so the next layer's kernel is (8, 3), not (4, 3).
+    inner = nn.serial(nn.dense(4))
+
+    def doubled(params, state, x, *, key=None, train=False):
+        y, state = inner.apply(params, state, x, key=key, train=train)
+        return jnp.concatenate([y, y], axis=-1), state
+
+    model = nn.serial(nn.Module(inner.init, doubled, "doubled"), nn.dense(3))
+    spec = jax.ShapeDtypeStruct((2, 5), jnp.float32)
+    params, _ = model.init(jax.random.key(0), spec)
+    assert params["0"]["0"]["kernel"].shape == (5, 4) and params["1"]["kernel"].shape == (8, 3)
+    eager, _ = model.init.eager(jax.random.key(0), spec)
+    assert eager["1"]["kernel"].shape == (8, 3)
