@@ -21,12 +21,13 @@ Shows: the decoder learns the grammar and reads colour, shape and relation throu
 attention over the grid; the per-word attention maps (the figure) shift between the
 regions of the two objects, spread over neighbouring cells (the context convolutions
 give every cell a view of its surroundings, so attention need not sit on the object).
-Full run (6,000 training scenes, 8 epochs of batches of 32, 102,964 params; 288 s wall
-by ``fnnet run`` on 2 shared CPU cores at load average ~12, 274 s of it training; 605 s
-at load ~15, the same numbers): corpus BLEU-4 0.941
-greedy and 0.953 beam search (width 3) on the 500 held-out scenes (seed 1), exact
-caption 78.6% greedy and 82.6% beam; teacher-forced word accuracy 0.924 (goal BLEU-4
->= 0.9: met). The remaining errors are mostly a shape confused (cross or triangle,
+Full run (6,000 training scenes, 8 epochs of batches of 32, 102,964 params; 89 s wall
+by ``fnnet run`` on 2 shared CPU cores at load average ~9, 71 s of it training; 174 s
+beside another run at load ~10, the same numbers): corpus BLEU-4 0.924 greedy and 0.934
+beam search (width 3) on the 500 held-out scenes (seed 1), exact caption 73.6% greedy and
+77.2% beam; teacher-forced word accuracy 0.916 (goal BLEU-4 >= 0.9: met). Until the
+CPU conv's backward ran on the conv library inside ``lax.scan`` (a change of rounding
+in the compiled epochs) the same run gave 0.941 / 0.953 (78.6% / 82.6% exact) in 273 s. The remaining errors are mostly a shape confused (cross or triangle,
 circle or square, at a radius of 3-4 pixels), often between two objects of one colour.
 """
 from __future__ import annotations
@@ -46,7 +47,7 @@ from fnnet.text.beam_search import beam_search, greedy_decode
 from fnnet.text.bleu import corpus_bleu
 from fnnet.train.config import check_config, require
 
-CPU_SECONDS = 288  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 89  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 MAX_LEN = 11     # the longest caption (10 words) and <end>
 
