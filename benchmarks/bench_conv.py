@@ -28,7 +28,7 @@
 Every variant runs in interleaved rounds with alternating order (a short pause
 between variants lets idle worker threads of the previous framework go to sleep); the
 result is the median over rounds of the per-round ratio fnnet / other, printed with
-the load average (the machine is shared: quote the load with the ratios). Run: ``python benchmarks/bench_conv.py [--rounds 7] [--skip-lenet] [--skip-resnet] [--scan]``.
+the load average (the machine is shared: quote the load with the ratios). Run: ``python benchmarks/bench_conv.py [--rounds 7] [--skip-lenet] [--skip-resnet] [--scan [--skip-vgg]]``.
 """
 from __future__ import annotations
 
@@ -462,7 +462,7 @@ def torch_vgg_style(size=128, steps=2):
     return run
 
 
-def scan_section(rounds, have_torch):
+def scan_section(rounds, have_torch, vgg=True):
     rng = np.random.default_rng(0)
     cases = {"small CNN (batch 32, 32x32x3)": ("small_cnn", small_cnn, rng.normal(size=(32, 32, 32, 3))),
              "LeNet-5 classic (batch 128, 32x32x1)": ("lenet", lenet_classic, rng.normal(size=(128, 32, 32, 1)))}
@@ -477,6 +477,8 @@ def scan_section(rounds, have_torch):
         if have_torch:
             runs["torch"] = torch_runs(tname, x, y)
         report(title + f", SGD step, {SCAN_STEPS} steps per call", runs, rounds, "fnnet scan", SCAN_STEPS)
+    if not vgg:
+        return
     runs = {}
     for impl in ("auto", "plain"):
         one, scanned = vgg_style_runs(impl)
@@ -503,6 +505,7 @@ def main():
     parser.add_argument("--skip-resnet", action="store_true")
     parser.add_argument("--skip-lenet", action="store_true")
     parser.add_argument("--scan", action="store_true", help="only the train steps inside lax.scan")
+    parser.add_argument("--skip-vgg", action="store_true", help="with --scan: no VGG-19 style step")
     args = parser.parse_args()
     try:
         import torch
@@ -513,7 +516,7 @@ def main():
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if have_torch else ""))
 
     if args.scan:
-        scan_section(args.rounds, have_torch)
+        scan_section(args.rounds, have_torch, vgg=not args.skip_vgg)
         return
     if not args.skip_lenet:
         lenet(args.rounds, have_torch)

@@ -25,8 +25,9 @@ Two lowerings compute the same function:
 the kernel's static shapes only: ``"xla"`` on GPU and TPU; on CPU
 (``jax.default_backend() == "cpu"``) the lowering that measured faster in
 ``benchmarks/bench_conv.py``: ``"matmul"`` for 1x1 convs, convs with one input channel
-per group (first layers, depthwise), small convs with few input channels (at most 8
-per group and 32768 input pixels, e.g. LeNet's second layer), convs with at most 16
+per group (first layers, depthwise), small convs with few channels (at most 8 input
+channels per group, 16 output channels and 32768 input pixels, e.g. LeNet's second
+layer), convs with at most 16
 output pixels per image (LeNet's C5, the 4x4 stage of a small ResNet) and
 non-overlapping pooling; ``"xla"`` otherwise.
 

@@ -152,7 +152,7 @@ def _cpu_choice(x, kernel, groups, out_pixels: int | None = None) -> str:
     the same size. The matmul lowering wins for 1x1 windows (a plain dot), one input
     channel per group (a first layer: im2col; a depthwise conv: a weighted sum of
     shifted views) and small convs with few input channels per group (LeNet's second
-    layer: at most 8 channels and at most 32768 input pixels). Elsewhere (a ResNet
+    layer: at most 8 input and 16 output channels, at most 32768 input pixels). Elsewhere (a ResNet
     stem, any wide layer) XLA's conv, forward and backward, measured faster on CPU:
     forcing the matmul lowering everywhere made the ResNet-18 step 1.3x slower.
     The im2col patch matrix is kept for the backward, so it is used only up to
@@ -162,7 +162,11 @@ def _cpu_choice(x, kernel, groups, out_pixels: int | None = None) -> str:
     C5, a 5x5 window over a 5x5 input; the last stage of a small ResNet) are matmuls
     too: their gradient (forward + backward) measured 5-10x faster as im2col than as
     XLA's conv for C5 and 2.2x for a 4x4 grid with 64 channels, while at 8x8 and
-    beyond XLA's conv was as fast or faster (0.5-0.9x).
+    beyond XLA's conv was as fast or faster (0.5-0.9x). With more than 16 output
+    channels XLA's conv reaches YNNPACK, and VGG's first layer (3 -> 64 channels,
+    128x128) measured 2x faster there than as im2col (one and two cores), whereas 3 -> 16
+    at 32x32 was 2.1x faster as im2col: the few-input-channel rule takes at most 16
+    output channels.
     """
     nd = x.ndim - 2
     if all(f == 1 for f in kernel.shape[:nd]) and groups == 1:
@@ -174,7 +178,7 @@ def _cpu_choice(x, kernel, groups, out_pixels: int | None = None) -> str:
         return "matmul"
     if kernel.shape[-2] == 1:
         return "matmul"
-    if kernel.shape[-2] <= 8 and pixels <= 32768:
+    if kernel.shape[-2] <= 8 and kernel.shape[-1] <= 16 and pixels <= 32768:
         return "matmul"
     return "xla"
 

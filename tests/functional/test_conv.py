@@ -257,7 +257,7 @@ def test_lowering_is_an_explicit_static_choice(rng):
         lowered = str(step.lower(params, x).as_text())
         assert ("convolution" in lowered) == (impl == "xla"), impl
     # "auto": on CPU, 1x1 windows, one input channel per group, small convs with few
-    # channels or at most 16 output pixels per image go to matmul (unless the patch
+    # channels (<= 8 in, <= 16 out) or at most 16 output pixels per image go to matmul (unless the patch
     # matrix would exceed 2**25 entries), the rest to XLA.
     cpu = jax.default_backend() == "cpu"
     wide = jax.ShapeDtypeStruct((1, 10, 10, 16), jnp.float32)
@@ -270,7 +270,8 @@ def test_lowering_is_an_explicit_static_choice(rng):
                                        (big, (3, 3, 2, 2), False), (big1, (3, 3, 1, 2), True),
                                        (wide, (1, 1, 16, 2), True), (huge1, (5, 5, 1, 8), False),
                                        (grid4, (3, 3, 16, 2), True), (c5, (5, 5, 16, 120), True),
-                                       (jax.ShapeDtypeStruct((1, 7, 7, 16), jnp.float32), (3, 3, 16, 2), False)]:
+                                       (jax.ShapeDtypeStruct((1, 7, 7, 16), jnp.float32), (3, 3, 16, 2), False),
+                                       (jax.ShapeDtypeStruct((1, 10, 10, 2), jnp.float32), (3, 3, 2, 17), False)]:
         kernel = jax.ShapeDtypeStruct(kshape, jnp.float32)
         jaxpr = str(jax.make_jaxpr(lambda v, k: F.conv(v, k))(inp, kernel))
         assert ("conv_general_dilated" not in jaxpr) == (cpu and matmul_on_cpu), (inp.shape, kshape)
