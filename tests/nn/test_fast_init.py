@@ -4,7 +4,9 @@
 ``module.init.eager(key, x)`` runs the same layer inits op by op, every random draw its
 own compiled kernel, as inits ran before. Every leaf must be equal bit for bit (so no
 recorded experiment changes), for several initialisers, layers and zoo models, under
-``vmap`` too. One test also rebuilds a dense layer's draw in plain JAX and NumPy.
+``vmap`` too, with a legacy key and with jit disabled. One test also rebuilds a dense
+layer's draw in plain JAX and NumPy; one checks the shape inference that containers
+share during an init against a hand-computed kernel shape.
 """
 import math
 
