@@ -23,15 +23,15 @@ plus uniform noise of amplitude ``texture_noise`` (from white noise the same bud
 matches the Gram matrices to 1e-4 of their start and still looks like noise).
 
 Full run (128 px, astronaut and brick, random VGG-19 seed 0, 100 + 100 Adam steps at
-learning rate 0.03, alpha 1, beta 10; 164 s wall on 2 CPU cores shared at a load
-average of ~11, of which 70 s the transfer loop with its compilation and 14 s the
-texture loop, the rest the images, the initialisation and the compiled VGG-19 passes
-for the targets and the final costs; 123 s at load ~10 in a run of the same numbers
-before the VGG weights became arguments of the compiled passes). It took 1,115 s
-(load ~18) while XLA:CPU ran the convolutions' backward pass inside the compiled loop
-as emitted loop nests; fnnet's CPU conv now writes it in the layout of XLA's conv
-library (``fnnet.functional.conv._conv_canonical``); the costs below came out the
-same to the last printed digit. The style cost falls from 0.968 (the content image) to 0.0043 (0.44% of it; its minimum, 0.0011 at step 15, is traded back for
+learning rate 0.03, alpha 1, beta 10; 108 s wall on 2 CPU cores shared at a load
+average of ~8, of which 44 s the transfer loop with its compilation and 8 s the
+texture loop, the rest imports, the images, the initialisation and the compiled VGG-19
+passes for the targets and the final costs; 123-177 s in runs at load 10-12). It took
+1,115 s (load ~18) while XLA:CPU ran the convolutions' backward pass inside the
+compiled loop as emitted loop nests; fnnet's CPU conv now writes it in the layout of
+XLA's conv library (``fnnet.functional.conv._conv_canonical``), and the first layer
+(3 -> 64 channels) is XLA's conv instead of im2col; the costs below came out the same
+to the digits printed. The style cost falls from 0.968 (the content image) to 0.0043 (0.44% of it; its minimum, 0.0011 at step 15, is traded back for
 content) while the content cost rises from 0 to 0.345. The result keeps the
 astronaut's layout with the colours pulled toward the grey-green of the texture and a
 fine stroke texture, but shows no bricks; the texture synthesis lowers its style cost
@@ -57,7 +57,7 @@ from fnnet.models import vgg
 from fnnet.train.config import check_config, require
 from fnnet.vision import style
 
-CPU_SECONDS = 164  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 108  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 CONTENTS = ("astronaut", "coffee", "chelsea")
 STYLES = ("brick", "grass", "gravel")
