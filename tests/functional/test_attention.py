@@ -142,6 +142,7 @@ def test_causal_without_mask_or_bias_float64(x64, rng, wrt):
         return jnp.sum(w * jnp.tanh(dot_product_attention(a["q"], big * a["k"], a["v"], is_causal=True)))
 
     gradcheck.check_gradients(f, args[wrt], tol=1e-7)
+    np.testing.assert_allclose(jax.jacfwd(f)(args[wrt]), jax.grad(f)(args[wrt]), rtol=1e-10, atol=1e-14)
     assert np.all(np.isfinite(jax.grad(f)(args[wrt], 1e3)))
 
 
