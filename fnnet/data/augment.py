@@ -115,12 +115,12 @@ def random_color_shift(key, x, max_delta: float = 0.1):
 def affine_warp(x, angles, scales, shifts, fill: float = 0.0):
     """Rotate, scale and shift each image about its centre (bilinear interpolation).
 
-    Image ``n`` is mapped by ``p' = c + scales[n] R(angles[n]) (p - c) + shifts[n]``,
-    with ``p = (row, col)``, ``c = ((H - 1) / 2, (W - 1) / 2)`` and ``R(a)`` the rotation
-    by ``a`` radians (counter-clockwise on the screen, as :func:`random_rotate`): each
-    output pixel ``p'`` samples the input at the inverse map
-    ``p = c + R(-a) (p' - c - t) / s``. Of the four pixels around a sample point,
-    those outside the image count as ``fill``.
+    Image ``n`` is rotated by ``a = angles[n]`` radians (clockwise on the screen, as
+    :func:`random_rotate`: a point right of the centre moves down for ``a > 0``), zoomed
+    by ``s = scales[n]`` about the centre ``c = ((H - 1) / 2, (W - 1) / 2)`` and shifted
+    by ``t = shifts[n]``: output pixel ``p' = (row, col)`` samples the input at
+    ``p = c + R(a) (p' - c - t) / s``, ``R(a) = [[cos a, -sin a], [sin a, cos a]]``.
+    Of the four pixels around a sample point, those outside the image count as ``fill``.
 
     Args:
       x: ``(N, H, W, C)`` images.

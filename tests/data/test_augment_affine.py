@@ -11,7 +11,7 @@ from fnnet.data import augment
 
 
 def numpy_affine(img, angle, scale, shift, fill):
-    """Output pixel (r, c) samples the input at c0 + R(-angle) ((r, c) - c0 - shift) / scale,
+    """Output pixel (r, c) samples the input at c0 + R(angle) ((r, c) - c0 - shift) / scale,
     bilinear over the four neighbours, a neighbour outside the image counting as ``fill``."""
     h, w, ch = img.shape
     cy, cx = (h - 1) / 2, (w - 1) / 2
@@ -46,6 +46,11 @@ def test_affine_warp_matches_numpy_loop(rng):
     moved = np.asarray(augment.affine_warp(jnp.asarray(x[:1]), np.zeros(1), np.ones(1), np.array([[1.0, -2.0]])))
     np.testing.assert_allclose(moved[0, 1:, :5], x[0, :-1, 2:], atol=1e-6)
     assert np.all(moved[0, 0] == 0) and np.all(moved[0, :, 5:] == 0)
+    # a quarter turn moves the pixel right of the centre to below it (clockwise on the screen)
+    dot = np.zeros((1, 5, 5, 1), np.float32)
+    dot[0, 2, 3, 0] = 1.0
+    turned = np.asarray(augment.affine_warp(jnp.asarray(dot), np.array([math.pi / 2]), np.ones(1), np.zeros((1, 2))))
+    assert np.argwhere(turned[0, :, :, 0] > 0.5).tolist() == [[3, 2]]
 
 
 def test_random_affine_draws_within_its_ranges():
