@@ -5,8 +5,8 @@ slides with ``stride`` (default: the window, non-overlapping) over the padded in
 the output size per axis is ``floor((n + p_lo + p_hi - f) / s) + 1``.
 
 Two lowerings (see :mod:`fnnet.functional._lowering`): ``lax.reduce_window``
-(GPU/TPU), and on CPU a reshape + reduction for non-overlapping windows or a
-reduction over the stacked shifted views otherwise. Both compute the same values.
+(GPU/TPU), and on CPU a reshape + reduction for non-overlapping windows or an
+elementwise chain over the shifted views otherwise. Both compute the same values.
 
 Imports: jax only.
 """
@@ -53,8 +53,11 @@ def _pool(name, x, window, stride, pads, init, op, reduce, impl):
     nd = x.ndim - 2
     out = conv_output_shape(x.shape[1:-1], window, stride, pads, (1,) * nd)
     # On CPU the reshape form of non-overlapping windows beats reduce_window (and its
-    # select-and-scatter gradient) several times; overlapping windows measured even.
-    if resolve(name, impl, "matmul" if window == stride else "xla") == "xla":
+    # select-and-scatter gradient) several times, and so does the elementwise chain over
+    # shifted views for overlapping ones: max pool 3 / 2 (ResNet's stem, AlexNet) was
+    # 4.0-8.8x faster forward and 5.3-12.7x with its gradient, 3 / 1 (GoogLeNet) 7.7x
+    # forward and even (0.92) with its gradient (benchmarks/RESULTS.md).
+    if resolve(name, impl, "matmul") == "xla":
         # A NumPy scalar init keeps the reducer a known monoid (differentiable) under jit.
         return lax.reduce_window(x, np.array(init, x.dtype), op, (1,) + window + (1,),
                                  (1,) + stride + (1,), ((0, 0),) + pads + ((0, 0),))
