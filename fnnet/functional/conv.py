@@ -151,9 +151,9 @@ def _cpu_choice(x, kernel, groups, out_pixels: int | None = None) -> str:
     ``max(C_in, C_out) > 16``; below that it is several times slower than a matmul of
     the same size. The matmul lowering wins for 1x1 windows (a plain dot), one input
     channel per group (a first layer: im2col; a depthwise conv: a weighted sum of
-    shifted views) and small convs with few input channels per group (LeNet's second
-    layer: at most 8 input and 16 output channels, at most 32768 input pixels). Elsewhere (a ResNet
-    stem, any wide layer) XLA's conv, forward and backward, measured faster on CPU:
+    shifted views) and small convs with few channels per group (LeNet's second layer:
+    at most 8 input and 16 output channels, at most 32768 input pixels). Elsewhere (a
+    ResNet stem, any wide layer) XLA's conv, forward and backward, measured faster on CPU:
     forcing the matmul lowering everywhere made the ResNet-18 step 1.3x slower.
     The im2col patch matrix is kept for the backward, so it is used only up to
     ``_MAX_PATCH_ELEMENTS`` entries (about 10x LeNet's first layer).
@@ -391,8 +391,9 @@ def _conv_canonical(x, kernel, stride, pads, dilation, lhs_dilation):
     the input gradient reads the kernel as ``01oi``). XLA:CPU rewrites such convs into
     the canonical layout (explicit transposes around them) only in the entry
     computation of a program; inside a ``lax.scan`` or ``while`` body they stay as they
-    are and are emitted as a naive loop nest, 20-100x slower (measured:
-    ``benchmarks/bench_conv.py``, docs/conv.md). The tangent
+    are and are emitted as a naive loop nest: a train step ran 13-150x slower per step
+    inside a scan than outside (``benchmarks/bench_conv.py --scan``,
+    ``benchmarks/RESULTS.md``). The tangent
 
     ``dy = conv(dx, K) + conv(x, dK)``
 
@@ -427,13 +428,14 @@ def _conv_canonical_jvp(stride, pads, dilation, lhs_dilation, primals, tangents)
             # XLA swaps the operands of a conv whose window (here dy, of the output's size)
             # is larger than its input, into another layout: give it the padded, dilated
             # input instead, which is at least as large as the output
-            x_t = lax.pad(x_t, jnp.zeros((), x.dtype), [(0, 0, 0)] + [(lo, hi, d - 1) for (lo, hi), d
-                                                                       in zip(pads, lhs_dilation)] + [(0, 0, 0)])
+            config = [(lo, hi, d - 1) for (lo, hi), d in zip(pads, lhs_dilation)]
+            x_t = lax.pad(x_t, jnp.zeros((), x.dtype), [(0, 0, 0)] + config + [(0, 0, 0)])
             k_pads, k_dilation = ((0, 0),) * nd, (1,) * nd
         x_t = lax.optimization_barrier(x_t)
         dkernel_t = lax.optimization_barrier(jnp.transpose(dkernel, (nd,) + window + (nd + 1,)))
         term = lax.conv_general_dilated(x_t, dkernel_t, stride, k_pads, k_dilation, dilation, kernel_term)
-        term = jnp.transpose(lax.optimization_barrier(term), (nd,) + window + (nd + 1,))   # (*O, N, F) -> (N, *O, F)
+        # (*O, N, F) -> (N, *O, F)
+        term = jnp.transpose(lax.optimization_barrier(term), (nd,) + window + (nd + 1,))
         dy = term if dy is None else dy + term
     return y, dy  # not None: JAX calls the rule only with a nonzero tangent
 

@@ -302,8 +302,8 @@ def _run(features, content, style, init, style_weights, content_layer, names, al
     else:
         net, run_net = (), lambda images, names: features(images, names)
     # the targets, once: the style Grams (per unit area) and the content activations
-    style_grams = jax.jit(lambda w, s: {n: _normalised_gram(a) for n, a in run_net(*w, s[None], style_names).items()})(
-        net, style)
+    style_grams = jax.jit(lambda w, s: {n: _normalised_gram(a)
+                                        for n, a in run_net(*w, s[None], style_names).items()})(net, style)
     content_target = (None if content_layer is None else
                       jax.jit(lambda w, c: run_net(*w, c[None], [content_layer])[content_layer])(net, content))
     opt = optim.adam(learning_rate)
