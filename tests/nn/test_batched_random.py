@@ -50,9 +50,9 @@ def test_batched_draws_equal_the_traced_program_bitwise():
 
 
 def test_a_few_kernels_instead_of_one_per_draw():
-    def leaves(k):  # ten leaves, each from its own fold_in, scaled as fnnet.init does
+    def leaves(k):  # six leaves, each from its own fold_in, scaled as fnnet.init does
         return [0.1 * jax.lax.optimization_barrier(jax.random.normal(jax.random.fold_in(k, i), (8, i + 1)))
-                for i in range(10)]
+                for i in range(6)]
 
     def kernels(text):
         entry = text[text.index("\nENTRY"):]
