@@ -64,9 +64,9 @@ def test_validation_split_never_touches_the_test_subjects():
 
 def test_reduced_run_against_independent_baselines():
     skd = pytest.importorskip("sklearn.decomposition")
-    config = fv.Config(num_seeds=2, loss="triplet", dropout=0.0, max_degrees=0.0, max_scale=0.0,
-                       test_time_mirror=False, channels=(8,), embedding_dim=32, steps=4, eval_every=4,
-                       batch_size=60, pca_components=20, fisher_pca_components=20)
+    # the default's pieces (cosine classifier + triplet, dropout, affine warps, mirror), smaller
+    config = fv.Config(num_seeds=2, channels=(8,), embedding_dim=32, steps=4, eval_every=4, batch_size=60,
+                       erase_probability=0.5, pca_components=20, fisher_pca_components=20)
     result = fv.run(config)
 
     # the baselines, recomputed on the same images with NumPy loops, sklearn's PCA and AUC
@@ -86,10 +86,16 @@ def test_reduced_run_against_independent_baselines():
     per = conv["per_seed"]
     assert [r["seed"] for r in per] == [0, 1] and result["image_shape"] == [28, 23]
     assert conv["one_shot_accuracy"]["mean"] == pytest.approx(np.mean([r["one_shot_accuracy"] for r in per]))
-    # the metric evaluated inside fit_population on the last step equals the one computed after it
+    # the metrics evaluated inside fit_population on the last step (without the test-time
+    # mirror) equal the row computed after it without the mirror
     last = result["per_member_history"][-1]
-    np.testing.assert_allclose(last["test_one_shot_accuracy"], [r["one_shot_accuracy"] for r in per], atol=1e-6)
-    np.testing.assert_allclose(last["test_roc_auc"], [r["roc_auc"] for r in per], atol=1e-5)
+    plain = result["convnet_without_mirror"]
+    assert np.mean(last["test_one_shot_accuracy"]) == pytest.approx(plain["one_shot_accuracy"]["mean"], abs=1e-6)
+    assert np.mean(last["test_roc_auc"]) == pytest.approx(plain["roc_auc"]["mean"], abs=1e-5)
+    assert result["evaluated_subjects"] == [31, 40]
+    fused = result["fused_with_fisherfaces"]
+    assert fused["one_shot_accuracy"]["mean"] == pytest.approx(np.mean([r["one_shot_accuracy"]
+                                                                         for r in fused["per_seed"]]))
     # even four steps give far better than chance (one-shot 0.1, AUC 0.5)
     assert all(r["one_shot_accuracy"] > 0.3 and r["roc_auc"] > 0.7 for r in per)
     curve = result["roc_curves"]["convnet"]
@@ -109,27 +115,6 @@ def test_cosine_classifier_gives_unit_embeddings_and_cosines(rng):
         np.testing.assert_allclose(out[n, :5], e, atol=1e-6)
         for j in range(3):
             np.testing.assert_allclose(out[n, 5 + j], e @ w[:, j] / np.linalg.norm(w[:, j]), atol=1e-6)
-
-
-def test_reduced_run_with_the_cosine_classifier_on_the_validation_split():
-    config = fv.Config(num_seeds=1, evaluation="validation", loss="both", cosine_margin=0.2, channels=(8,),
-                       embedding_dim=32, pooling="average", dropout=0.1, weight_decay=1e-4, steps=4,
-                       eval_every=4, batch_size=60, max_degrees=5.0, max_scale=0.1, erase_probability=0.5,
-                       test_time_mirror=True, pca_components=20, fisher_pca_components=20)
-    result = fv.run(config)
-    assert result["evaluated_subjects"] == [21, 30]
-    # the metrics measured inside fit_population are without the mirror: they equal that row
-    last = result["per_member_history"][-1]
-    plain = result["convnet_without_mirror"]
-    assert last["test_one_shot_accuracy"][0] == pytest.approx(plain["one_shot_accuracy"]["mean"], abs=1e-6)
-    assert last["test_roc_auc"][0] == pytest.approx(plain["roc_auc"]["mean"], abs=1e-5)
-    assert 0.1 < result["convnet"]["one_shot_accuracy"]["mean"] <= 1.0
-    # the raw-pixel baseline on subjects 21-30, recomputed with NumPy loops
-    held_out = fv.load_faces(4).reshape(40, 10, -1).astype(np.float64)[20:30]
-    one_shot, auc = numpy_scores(None, held_out[:, 0], held_out[:, 1:].reshape(90, -1),
-                                 held_out.reshape(100, -1), lambda v: v)
-    assert result["baselines"]["raw_pixels"]["one_shot_accuracy"] == pytest.approx(one_shot, abs=1e-6)
-    assert result["baselines"]["raw_pixels"]["roc_auc"] == pytest.approx(auc, abs=1e-4)
 
 
 def test_distance_scores_against_a_numpy_loop_and_sklearn(rng):
