@@ -165,7 +165,7 @@ class Config:
     steps: int = 600                      # optimizer steps
     eval_every: int = 150                 # steps between two evaluations on the held-out subjects
     learning_rate: float = 1e-3           # Adam's peak learning rate (cosine decay to 0)
-    weight_decay: float = 0.0             # decoupled weight decay (AdamW) of the kernels
+    weight_decay: float = 0.0             # decoupled weight decay (AdamW) of every param (0: Adam)
     max_shift: int = 2                    # random translation in pixels (0: none)
     flip: bool = True                     # random left-right mirror images
     max_brightness: float = 0.1           # random brightness offset (0: none)
