@@ -37,7 +37,9 @@ Why these choices. Earlier, with the triplet loss alone (one seed, 600-1,200 ste
 scored on 31-40): a 56 x 46 input (with a fourth conv block, or a strided 5 x 5 stem)
 cost 2-17x more per step with no better score; the convolutions use the ``matmul``
 lowering, whose step ran 16-40x faster inside the compiled ``lax.scan`` than XLA's
-native CPU convolution (``conv_lowering="auto"``, as in mnist1d_cnn); without batch
+native CPU convolution did then (``conv_lowering="auto"``, as in mnist1d_cnn; XLA's
+conv has since been fixed inside scans, see docs/conv.md, and the recorded numbers
+keep ``matmul``); without batch
 norm, the hinge (margin 0.2, L2-normalised) and the soft-margin batch-hard losses both
 collapsed every embedding onto one point in the first 250 steps (loss = margin, resp.
 log 2); a fixed point, since the distance's gradient at 0 is 0. Rotations of +-10

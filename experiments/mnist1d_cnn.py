@@ -21,7 +21,8 @@ Lowering: the convs are built with ``impl="matmul"`` (``Config.conv_lowering``).
 CPU fnnet's per-shape choice (``"auto"``) gives the 25-channel layers XLA's native
 convolution, whose training step ran 4-5x slower inside the ``lax.scan`` than the same
 step jitted on its own; the matmul lowering runs as fast in the scan as outside (8 seeds x
-1,250 steps: 12.8 s against 43 s). Both compute the same function.
+1,250 steps: 12.8 s against 43 s). Both compute the same function. (XLA's conv has
+since been fixed inside scans, docs/conv.md; the recorded numbers keep ``matmul``.)
 
 Reaches (seed 42; mean +- std over seeds 42..49): 94.2% (93.3 +- 1.5); shuffled 57.4%
 (56.8 +- 1.6); with the in-order loop used before 1 December 2026, which rounds
