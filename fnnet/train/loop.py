@@ -212,11 +212,13 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
     try:
         x_train, y_train = _as_arrays("fit", "train_data", train_data)
         dev = None if dev_data is None else _as_arrays("fit", "dev_data", dev_data)
+        n = _check_lengths("fit", "train_data", x_train, y_train)
+        steps_per_epoch, total, period = _schedule("fit", n, batch_size, drop_last, epochs, steps, eval_every)
+        if bar is not None:  # the step count shows before the data checks and compiles
+            bar.reset(total=total)
         _check_data("fit", "train_data", model, params, state, x_train, y_train)
         if dev is not None:
             _check_data("fit", "dev_data", model, params, state, *dev)
-        steps_per_epoch, total, period = _schedule("fit", num_examples("fit", x_train, y_train), batch_size, drop_last, epochs,
-                                                   steps, eval_every)
         if early_stopping is not None:
             expected = {"train_loss", *(f"train_{name}" for name in metrics or {})}
             if dev is not None:
@@ -231,7 +233,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         placement = None
         if policy is not None:
             placement = placement_of("fit", policy, params, state, opt_state)
-            placement.check_batches("fit", num_examples("fit", x_train, y_train), batch_size, drop_last)
+            placement.check_batches("fit", n, batch_size, drop_last)
             params, state, opt_state = placement.put(params, state, opt_state)
             x_train, y_train = place((x_train, y_train), placement.replicated)
             dev = None if dev is None else place(dev, placement.replicated)
@@ -240,7 +242,7 @@ def fit(model: Module, loss_fn: Callable, optimizer, params, state, train_data, 
         train_fn = (step_fn if not batch_items else
                     _steps(model, loss_fn, optimizer, penalty, batch_hook, metrics, batch_items=batch_items,
                            placement=placement)[0])
-        order = BatchOrder(key, num_examples("fit", x_train, y_train), batch_size, shuffle, drop_last, steps_per_epoch)
+        order = BatchOrder(key, n, batch_size, shuffle, drop_last, steps_per_epoch)
         run_steps = (compiled_steps(model, loss_fn, optimizer, penalty, batch_hook, order, x_train, y_train,
                                     batch_metrics=batch_items, placement=placement)
                      if compile_epochs else stepwise(train_fn, order, x_train, y_train))
@@ -458,10 +460,9 @@ def _as_arrays(who: str, name: str, data) -> tuple:
     return tuple(jax.tree.map(jnp.asarray, part) for part in data)
 
 
-def _check_data(who: str, name: str, model: Module, params, state, x, y) -> None:
-    """Equal lengths, finite inputs, and integer labels inside ``[0, C)`` for a model
-    giving ``C`` scores per example; errors name the first offending index. ``x`` and
-    ``y`` may be pytrees of arrays (checked leaf by leaf; labels only as one array)."""
+def _check_lengths(who: str, name: str, x, y) -> int:
+    """The number of examples: every array of ``x`` and of ``y`` (each an array or a
+    pytree of arrays) holds the same number along axis 0, and it is not zero."""
     lengths = {}
     for what, tree in (("input", x), ("target", y)):
         leaves = jax.tree_util.tree_leaves_with_path(tree)
@@ -476,6 +477,14 @@ def _check_data(who: str, name: str, model: Module, params, state, x, y) -> None
         raise ValueError(f"{who}: {name} has {lengths['input']} inputs but {lengths['target']} targets")
     if lengths["input"] == 0:
         raise ValueError(f"{who}: {name} is empty")
+    return lengths["input"]
+
+
+def _check_data(who: str, name: str, model: Module, params, state, x, y) -> None:
+    """Equal lengths, finite inputs, and integer labels inside ``[0, C)`` for a model
+    giving ``C`` scores per example; errors name the first offending index. ``x`` and
+    ``y`` may be pytrees of arrays (checked leaf by leaf; labels only as one array)."""
+    _check_lengths(who, name, x, y)
     for what, tree in (("input", x), ("target", y)):
         for path, a in jax.tree_util.tree_leaves_with_path(tree):
             if jnp.issubdtype(a.dtype, jnp.inexact):
