@@ -45,8 +45,9 @@ class Seq2Seq(NamedTuple):
     """An attention encoder-decoder: a Module for training and the pure functions around it.
 
     - ``module``: ``init(key, x)`` / ``apply(params, state, x) -> (logits (B, T, Vt), state)``
-      with ``x = [source ; decoder inputs]``, int ``(B, source_len + T)`` (what
-      :func:`fnnet.train.fit` feeds); see :func:`decoder_inputs`.
+      with ``x = (source (B, source_len), decoder inputs (B, T))``, integer ids (what
+      :func:`fnnet.train.fit` feeds from ``((source, inputs), targets)``); see
+      :func:`decoder_inputs`.
     - ``teacher_forced(params, source, inputs, *, source_lengths=None) -> (logits, weights)``:
       ``logits (B, T, Vt)`` and the attention weights ``(B, T, S)`` (for plotting).
     - ``decode_step(params, carry, token) -> (carry, logits, weights)``: one step.
@@ -79,7 +80,7 @@ def attention_seq2seq(source_vocab: int, target_vocab: int, source_len: int, *, 
 
     Args:
       source_vocab, target_vocab: the vocabulary sizes ``Vs`` and ``Vt``.
-      source_len: ``S``, the source length of the Module's packed input.
+      source_len: ``S``, the source length the Module's input must have.
       start_token: the target id fed at the first decoder step, in ``[0, Vt)``.
       embed_dim: ``E``, the width of both embeddings (default N(0, 1) tables).
       encoder_hidden: ``He`` per direction (the course's 32); decoder_hidden ``Hd`` (64).
@@ -102,12 +103,19 @@ def attention_seq2seq(source_vocab: int, target_vocab: int, source_len: int, *, 
     annotation = encoder_hidden * (2 if bidirectional else 1)
     glorot = initializers.xavier_uniform()
 
+    def _split(x):
+        if not (isinstance(x, (tuple, list)) and len(x) == 2):
+            raise ValueError(f"{name}: expected x = (source, decoder inputs), got {type(x).__name__}"
+                             + (f" of length {len(x)}" if isinstance(x, (tuple, list)) else ""))
+        source, inputs = (nn.spec_of(a) for a in x)
+        if (len(source.shape) != 2 or source.shape[1] != source_len or len(inputs.shape) != 2
+                or inputs.shape[0] != source.shape[0]):
+            raise ValueError(f"{name}: expected x = (source (B, {source_len}), decoder inputs (B, T)), got "
+                             f"shapes {source.shape} and {inputs.shape}")
+        return x
+
     def init(key, x):
-        spec = nn.spec_of(x)
-        if len(spec.shape) != 2 or spec.shape[1] <= source_len:
-            raise ValueError(f"{name}: expected x = [source ; decoder inputs] of shape (B, {source_len} + T), "
-                             f"got {spec.shape}")
-        batch = spec.shape[0]
+        batch = nn.spec_of(_split(x)[0]).shape[0]
         k = [jax.random.fold_in(key, i) for i in range(8)]
         embed_init = initializers.normal(1.0)
         params = {"source_embedding": embed_init(k[0], (source_vocab, embed_dim), dtype),
@@ -189,11 +197,8 @@ def attention_seq2seq(source_vocab: int, target_vocab: int, source_len: int, *, 
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
-        x = _check_ids("x = [source ; decoder inputs]", x, "source and target")
-        if x.shape[1] <= source_len:
-            raise ValueError(f"{name}: expected x = [source ; decoder inputs] of shape (B, {source_len} + T), "
-                             f"got {x.shape}")
-        logits, _ = teacher_forced(params, x[:, :source_len], x[:, source_len:])
+        source, inputs = _split(x)
+        logits, _ = teacher_forced(params, source, inputs)
         return logits, state
 
     return Seq2Seq(nn.Module(init, apply, name), teacher_forced, decode_step, decoder, source_len, start_token)

@@ -87,7 +87,8 @@ def make_model(kind):
 @functools.lru_cache(maxsize=None)
 def initial_params(kind):
     """One initialisation per cell kind (compiling an init costs seconds), as NumPy arrays."""
-    params, state = make_model(kind).module.init(jax.random.key(0), jnp.zeros((B, S + T), jnp.int32))
+    params, state = make_model(kind).module.init(jax.random.key(0), (jnp.zeros((B, S), jnp.int32),
+                                                                      jnp.zeros((B, T), jnp.int32)))
     assert state == {}
     return jax.tree.map(np.asarray, params)
 
@@ -123,7 +124,7 @@ def test_forward_equals_numpy_loop(x64, kind):
     np.testing.assert_allclose(weights, ref_weights, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, rtol=1e-12)
     # the Module on the packed input [source ; decoder inputs] gives the same logits (full lengths)
-    out, _ = jax.jit(model.module.apply)(params, {}, jnp.concatenate([source, inputs], axis=1))
+    out, _ = jax.jit(model.module.apply)(params, {}, (source, inputs))
     np.testing.assert_allclose(out, np_forward(params, source, inputs, np.full(B, S), kind)[0],
                                rtol=1e-10, atol=1e-12)
 
@@ -199,8 +200,11 @@ def test_bad_input_raises():
     model, params, source, inputs, _ = setup()
     with pytest.raises(ValueError, match="source and decoder inputs must have one batch size, got 3 and 2"):
         model.teacher_forced(params, source, inputs[:2])
-    with pytest.raises(ValueError, match=r"expected x = \[source ; decoder inputs\] of shape \(B, 5 \+ T\)"):
+    with pytest.raises(ValueError, match=r"expected x = \(source, decoder inputs\), got ArrayImpl"):
         model.module.apply(params, {}, jnp.zeros((B, S), jnp.int32))
+    with pytest.raises(ValueError, match=r"expected x = \(source \(B, 5\), decoder inputs \(B, T\)\), got shapes "
+                                         r"\(3, 4\) and \(3, 4\)"):
+        model.module.apply(params, {}, (source[:, :4], inputs))
     with pytest.raises(ValueError, match=r"start_token must be an int in \[0, 6\), got 6"):
         attention_seq2seq(VS, VT, S, start_token=6)
     with pytest.raises(ValueError, match="expected cell 'lstm' or 'gru'"):
