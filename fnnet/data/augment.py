@@ -137,8 +137,9 @@ def affine_warp(x, angles, scales, shifts, fill: float = 0.0):
     for what, v, shape in (("angles", angles, (n,)), ("scales", scales, (n,)), ("shifts", shifts, (n, 2))):
         if jnp.shape(v) != shape:
             raise ValueError(f"affine_warp: expected {what} of shape {shape} for {n} images, got {jnp.shape(v)}")
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32  # float64 stays float64
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=dtype), jnp.arange(w, dtype=dtype), indexing="ij")
 
     def one(img, angle, scale, shift):
         u, v = (yy - cy - shift[0]) / scale, (xx - cx - shift[1]) / scale
@@ -149,10 +150,9 @@ def affine_warp(x, angles, scales, shifts, fill: float = 0.0):
         def channel(ch):
             return jax.scipy.ndimage.map_coordinates(ch, [src_y, src_x], order=1, mode="constant", cval=fill)
 
-        return jax.vmap(channel, in_axes=2, out_axes=2)(img.astype(jnp.float32)).astype(img.dtype)
+        return jax.vmap(channel, in_axes=2, out_axes=2)(img.astype(dtype)).astype(img.dtype)
 
-    return jax.vmap(one)(x, jnp.asarray(angles, jnp.float32), jnp.asarray(scales, jnp.float32),
-                         jnp.asarray(shifts, jnp.float32))
+    return jax.vmap(one)(x, jnp.asarray(angles, dtype), jnp.asarray(scales, dtype), jnp.asarray(shifts, dtype))
 
 
 def random_affine(key, x, max_degrees: float = 0.0, max_scale: float = 0.0, max_shift: float = 0.0,

@@ -103,3 +103,16 @@ def test_bad_input_raises():
         augment.random_erasing(jax.random.key(0), x, 1.5)
     with pytest.raises(ValueError, match=r"expected area_range \(lo, hi\) with 0 < lo <= hi <= 1"):
         augment.random_erasing(jax.random.key(0), x, 0.5, area_range=(0.5, 0.2))
+
+
+def test_affine_warp_gradient_float64(x64, rng):
+    """Finite differences in float64, through the image and the warp's parameters (at
+    sample points away from pixel boundaries, where bilinear interpolation is smooth)."""
+    from fnnet import gradcheck
+
+    x = jnp.asarray(rng.uniform(0, 1, (2, 6, 5, 1)))
+    weights = jnp.asarray(rng.normal(size=(2, 6, 5, 1)))
+    args = {"x": x, "angles": jnp.array([0.21, -0.37]), "scales": jnp.array([1.13, 0.91]),
+            "shifts": jnp.array([[0.31, -0.42], [0.17, 0.23]])}
+    loss = lambda a: jnp.sum(weights * augment.affine_warp(a["x"], a["angles"], a["scales"], a["shifts"]))  # noqa: E731
+    gradcheck.check_gradients(jax.jit(loss), args, tol=1e-6)
