@@ -352,12 +352,19 @@ def sgd_runs(model, x, y, impl):
     def update(p):
         return jax.tree.map(lambda a, g: a - LR * g, p, jax.grad(loss)(p, x, y))
 
+    return dispatch_and_scan_runs(update, params, SCAN_STEPS)
+
+
+def dispatch_and_scan_runs(update, start, steps):
+    """``(run_one, run_scan)``: ``steps`` calls of ``update`` from ``start``, one jitted
+    dispatch each, or all of them in one jitted ``lax.scan``; each run continues from
+    where its previous call stopped."""
     one = jax.jit(update)
-    scanned = jax.jit(lambda p: lax.scan(lambda c, _: (update(c), None), p, None, length=SCAN_STEPS)[0])
-    carry = [params, params]
+    scanned = jax.jit(lambda p: lax.scan(lambda c, _: (update(c), None), p, None, length=steps)[0])
+    carry = [start, start]
 
     def run_one():
-        for _ in range(SCAN_STEPS):
+        for _ in range(steps):
             carry[0] = one(carry[0])
         jax.block_until_ready(carry[0])
 
@@ -422,19 +429,7 @@ def vgg_style_runs(impl, size=128, steps=2):
         return img - 0.01 * jax.grad(loss)(img)
 
     img0 = jnp.asarray(np.random.default_rng(0).uniform(size=(size, size, 3)), jnp.float32)
-    one = jax.jit(update)
-    scanned = jax.jit(lambda g: lax.scan(lambda c, _: (update(c), None), g, None, length=steps)[0])
-    carry = [img0, img0]
-
-    def run_one():
-        for _ in range(steps):
-            carry[0] = one(carry[0])
-        carry[0].block_until_ready()
-
-    def run_scan():
-        carry[1] = scanned(carry[1])
-        carry[1].block_until_ready()
-    return run_one, run_scan
+    return dispatch_and_scan_runs(update, img0, steps)
 
 
 def torch_vgg_style(size=128, steps=2):
