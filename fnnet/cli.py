@@ -719,6 +719,8 @@ def launch_processes(count: int, argv: list[str], timeout: float | None = None) 
     wait for it in their next collective). Returns the first non-zero exit code, else 0.
     """
     import tempfile
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"launch_processes: expected a process count >= 1, got {count!r}")
     port = _free_port()
     procs, logs = [], []
     for i in range(count):

@@ -76,3 +76,10 @@ def test_processes_option_errors(tmp_path):
                                "--out", str(tmp_path)], capture_output=True, text=True, env=_env(), timeout=120)
         assert done.returncode == 2 and text in done.stderr, done.stderr
     assert not (tmp_path / "population").exists()
+
+
+def test_launch_processes_refuses_a_count_below_one():
+    import pytest
+    from fnnet.cli import launch_processes
+    with pytest.raises(ValueError, match="expected a process count >= 1, got 0"):
+        launch_processes(0, ["run", "population"])
