@@ -21,11 +21,12 @@ training text.
 Full run (seed 0): validation loss 1.912 and train loss 1.789 at iteration 2,000
 (nanoGPT reports 1.88; a plain JAX + optax rerun on this machine gave 1.915 / 1.778), i.e.
 2.76 bits per character on the held-out tenth (the char_lstm on the same text: see
-docs/experiments.md); 804,096 params; 330 s of training, 369 s in all, on 2 shared CPU
-cores at a load average of 8-11 (the validation curve 2.468, 2.312, 2.173, 2.073, 2.018,
-1.963, 1.933, 1.912 every 250 steps; an earlier run, before the blocks' layer norm had
-its derivative written out and the causal softmax its fast path, gave the same losses
-to three decimals in 890 s at a load of about 10).
+docs/experiments.md); 804,096 params; 102 s of training, 110 s in all, on 2 shared CPU
+cores (load average 4-5, the rest of it at low priority; the validation curve 2.468,
+2.312, 2.173, 2.073, 2.018, 1.963, 1.933, 1.912 every 250 steps). Earlier runs gave the
+same losses to three decimals: 369 s at a load of 8-11 before ``import fnnet`` kept
+XLA's temporary buffers mapped (``fnnet.keep_host_memory``), and 890 s before the
+blocks' layer norm had its derivative written out and the causal softmax its fast path.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from fnnet.models.gpt import generate, gpt
 from fnnet.train.config import check_config, require
 
 
-CPU_SECONDS = 370  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 110  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
