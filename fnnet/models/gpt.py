@@ -51,7 +51,7 @@ from fnnet.functional._checks import as_int
 from fnnet.functional.embedding import attend, embed
 from fnnet.nn.attention import _rate
 from fnnet.nn.module import Module, call, require_key, spec_of
-from fnnet.nn.transformer import fast_layer_norm, transformer_encoder_block
+from fnnet.nn.transformer import transformer_encoder_block
 from fnnet.text.sampling import sample_sequence
 
 __all__ = ["GPTConfig", "GPT", "gpt", "generate"]
@@ -274,7 +274,7 @@ def gpt(vocab_size: int, context_length: int, num_layers: int, num_heads: int, e
             h = out["inputs"]
             if cache is not None:
                 new_layers[k] = {"key": out["cache"]["key"], "value": out["cache"]["value"]}
-        h = fast_layer_norm(name, h, params["norm"]["scale"], params["norm"].get("bias"))
+        h = F.layer_norm(h, params["norm"]["scale"], params["norm"].get("bias"))
         logits = attend(h, table) if config.tie_embeddings else h @ params["head"]["kernel"]
         if not isinstance(x, dict):
             return logits, state

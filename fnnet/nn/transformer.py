@@ -9,8 +9,8 @@ pre-LN, GPT-2) or after the sum (post-LN, Vaswani et al. 2017)::
     post-LN:  x <- LN(x + dropout(f(x)))
 
 with ``f`` the attention or the MLP ``W_2 dropout(act(W_1 x + b_1)) + b_2``. The layer
-norms are :func:`fast_layer_norm`: ``F.layer_norm``'s values with the derivative
-written out (faster reverse mode on the CPU).
+norms are :func:`fnnet.functional.layer_norm` (its derivative written out, a faster
+reverse mode on the CPU).
 
 Input: an array ``(B, T, F)``, or a dict as for
 :func:`fnnet.nn.attention.multi_head_attention` whose entries reach the self
@@ -29,8 +29,6 @@ Imports: fnnet.functional, fnnet.init, fnnet.nn.
 """
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -44,69 +42,6 @@ __all__ = ["transformer_encoder_block", "transformer_decoder_block"]
 
 _ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
 _SELF_KEYS = ("mask", "lengths", "positions", "cache")
-
-
-def fast_layer_norm(name: str, x, scale, bias=None, eps: float = 1e-5):
-    """Layer norm over the last axis, ``y = scale * (x - mu) / sqrt(sigma^2 + eps) + bias``:
-    the values of :func:`fnnet.functional.layer_norm` (the same operations, bitwise), with
-    its derivative written out. With ``xhat = (x - mu) r``, ``r = (sigma^2 + eps)^(-1/2)``
-    and ``C`` features, the tangent map is
-
-        dy = scale * (r dx - r mean(dx) - r xhat mean(xhat dx)) + xhat dscale + dbias,
-
-    the layer norm's symmetric Jacobian applied to ``dx``, so its transpose (the
-    backward) has the same three terms: ``r (g' - mean(g') - xhat mean(xhat g'))`` with
-    ``g' = scale g``. Automatic differentiation of the forward instead spreads the input
-    gradient over the mean and variance paths, and XLA's CPU fusion then recomputes the
-    residual stream's gradient sum of every later block inside each consumer: the baby
-    GPT's train step reads 487 MB instead of 462 MB, and a plain-JAX copy of it takes
-    16% more CPU time (``benchmarks/RESULTS.md``). A ``jax.custom_jvp`` (not a
-    ``custom_vjp``), so forward mode, ``vmap`` and higher derivatives pass. Its proper
-    home is :func:`fnnet.functional.layer_norm` (last axis); it lives here until then.
-
-    Args:
-      name: the calling layer, for errors.
-      x: ``(..., C)`` floating.
-      scale, bias: ``(C,)`` or None.
-      eps: added to the variance.
-    """
-    c = jnp.shape(x)[-1] if jnp.ndim(x) else None
-    for what, v in (("scale", scale), ("bias", bias)):
-        if v is not None and (c is None or jnp.shape(v) != (c,)):
-            raise ValueError(f"{name}: expected a layer-norm {what} of shape ({c},) for inputs of shape "
-                             f"{jnp.shape(x)}, got {jnp.shape(v)}")
-    if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
-        raise TypeError(f"{name}: expected floating inputs to the layer norm, got {jnp.result_type(x)}")
-    ct = jnp.promote_types(x.dtype, jnp.float32)
-    shape = (1,) * (x.ndim - 1) + (c,)      # explicit broadcasting (rank promotion may be off)
-    scale = jnp.ones(shape, ct) if scale is None else jnp.reshape(scale, shape).astype(ct)
-    y = _layer_norm(x.astype(ct), scale, float(eps))
-    if bias is not None:
-        y = y + jnp.reshape(bias, shape).astype(ct)
-    return y.astype(x.dtype)
-
-
-def _layer_norm_parts(x, eps):
-    mu = jnp.mean(x, axis=-1, keepdims=True)
-    centred = x - mu
-    r = jax.lax.rsqrt(jnp.mean(jnp.square(centred), axis=-1, keepdims=True) + eps)
-    return centred * r, r
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _layer_norm(x, scale, eps):
-    xhat, _ = _layer_norm_parts(x, eps)
-    return xhat * scale
-
-
-@_layer_norm.defjvp
-def _layer_norm_jvp(eps, primals, tangents):
-    x, scale = primals
-    dx, dscale = tangents
-    xhat, r = _layer_norm_parts(x, eps)
-    mean = functools.partial(jnp.mean, axis=-1, keepdims=True)
-    dxhat = r * dx - r * mean(dx) - (r * xhat) * mean(xhat * dx)
-    return xhat * scale, dxhat * scale + xhat * dscale
 
 
 class _Parts:
@@ -155,7 +90,7 @@ class _Parts:
                                 self.output_kernel_init)}
 
     def norm(self, params, h):
-        return fast_layer_norm(self.name, h, params["scale"], params.get("bias"), self.eps)
+        return F.layer_norm(h, params["scale"], params.get("bias"), eps=self.eps)
 
     def dropout(self, h, rate, key, i, train):
         if not (train and rate):

@@ -214,3 +214,45 @@ def test_numpy_integer_arguments_and_clear_type_errors(rng):
             F.group_norm(jnp.asarray(x), num_groups=bad)
     with pytest.raises(TypeError, match="layer_norm: expected axis as an int, got -1.0"):
         F.layer_norm(jnp.asarray(x), axis=-1.0)
+
+
+def plain_layer_norm(x, scale, bias, axes):
+    """The layer norm as written, differentiated by JAX: the reference for the
+    written-out derivative of F.layer_norm."""
+    mu = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean((x - mu) ** 2, axis=axes, keepdims=True)
+    shape = tuple(x.shape[a] if a in axes else 1 for a in range(x.ndim))
+    return (x - mu) / jnp.sqrt(var + 1e-5) * scale.reshape(shape) + bias.reshape(shape)
+
+
+@pytest.mark.parametrize("axis", [-1, (-2, -1)])
+def test_layer_norm_derivative_against_automatic_differentiation(x64, rng, axis):
+    """F.layer_norm's custom_jvp: reverse mode against finite differences, and reverse
+    mode, forward mode, the Hessian and vmap against JAX's derivatives of the formula."""
+    x = jnp.asarray(rng.normal(size=(2, 3, 6)) * 3 + 1)
+    axes = (2,) if axis == -1 else (1, 2)
+    pshape = tuple(x.shape[a] for a in axes)
+    scale, bias = jnp.asarray(rng.normal(size=pshape)), jnp.asarray(rng.normal(size=pshape))
+    w = jnp.asarray(rng.normal(size=x.shape))
+    ours = lambda x, s, b: jnp.sum(w * jnp.tanh(F.layer_norm(x, s, b, axis=axis)))      # noqa: E731
+    reference = lambda x, s, b: jnp.sum(w * jnp.tanh(plain_layer_norm(x, s, b, axes)))  # noqa: E731
+    for i, arg in enumerate((x, scale, bias)):
+        def f(a, i=i):
+            args = [x, scale, bias]
+            args[i] = a
+            return ours(*args)
+        gradcheck.check_gradients(f, arg, tol=1e-7)
+    for mine, want in zip(jax.grad(ours, (0, 1, 2))(x, scale, bias), jax.grad(reference, (0, 1, 2))(x, scale, bias)):
+        np.testing.assert_allclose(mine, want, rtol=1e-10, atol=1e-12)
+    tangents = tuple(jnp.asarray(rng.normal(size=a.shape)) for a in (x, scale, bias))
+    np.testing.assert_allclose(jax.jvp(ours, (x, scale, bias), tangents)[1],
+                               jax.jvp(reference, (x, scale, bias), tangents)[1], rtol=1e-10)
+    np.testing.assert_allclose(jax.hessian(lambda x: ours(x, scale, bias))(x),
+                               jax.hessian(lambda x: reference(x, scale, bias))(x), rtol=1e-8, atol=1e-10)
+    one = lambda r, wr: jnp.sum(wr * jnp.tanh(F.layer_norm(r, scale, bias, axis=axis)))   # noqa: E731
+    np.testing.assert_allclose(jax.vmap(jax.grad(one))(x, w), jax.grad(reference)(x, scale, bias), rtol=1e-10)
+    # without scale and bias: the same derivative, unit scale
+    np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(w * F.layer_norm(x, axis=axis)))(x),
+                               jax.grad(lambda x: jnp.sum(w * plain_layer_norm(x, jnp.ones(pshape),
+                                                                               jnp.zeros(pshape), axes)))(x),
+                               rtol=1e-10, atol=1e-12)
