@@ -136,6 +136,7 @@ from fnnet import decomposition as dec
 from fnnet.data import augment
 from fnnet.train.config import check_config, require
 from fnnet.train.population import fit_population
+from fnnet.vision.descriptors import chi_square_distance, lbp_bins, lbp_histograms, local_binary_pattern
 
 CPU_SECONDS = 118  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
@@ -175,23 +176,35 @@ class Config:
     max_scale: float = 0.05               # random zoom in [1 - max_scale, 1 + max_scale] of the warp
     erase_probability: float = 0.0        # random erasing of one rectangle (Zhong et al. 2017)
     test_time_mirror: bool = True         # embed an image as the mean of its and its mirror's embeddings
-    fusion_weight: float = 1.0            # the fused row: ConvNet distance + this x fisherfaces distance
+    fusion_weight: float = 1.0            # the fused-with-fisherfaces row: ConvNet distance + this x fisherfaces'
+    descriptor_weights: tuple[float, float, float] = (2.0, 1.0, 0.5)  # the fused row: ConvNet distance + these
+    #                                       x the fisherfaces, LBP and fisher-LBP distances
     pca_components: int = 50              # eigenfaces: PCA dimensions
     fisher_pca_components: int = 50       # fisherfaces: PCA dimensions before the LDA (<= 270)
     conv_lowering: str = "matmul"         # the convs' lowering (module docstring): "matmul", "auto" or "xla"
+    lbp_downscale: int = 1                # LBP: average-pool the 112 x 92 images by this factor first
+    lbp_points: int = 8                   # LBP: neighbours P on the circle
+    lbp_radius: float = 1.0               # LBP: the circle's radius R in pixels
+    lbp_method: str = "uniform"           # LBP codes: "uniform" (P + 2 values) or "nri_uniform" (59 for P = 8)
+    lbp_grid: tuple[int, int] = (5, 5)    # LBP: cells per column and row, a histogram each
+    lbp_cell_weights: str = "fisher"      # chi-square weight of each cell: "fisher" (from training pairs) or "none"
+    fisher_lbp_pca_components: int = 30   # fisher-LBP: PCA dimensions of the square-rooted histograms before LDA
 
     def __post_init__(self):
         check_config(self, positive=("num_seeds", "downscale", "channels", "embedding_dim", "margin", "batch_size",
                                      "steps", "eval_every", "learning_rate", "pca_components",
-                                     "fisher_pca_components", "scale"),
+                                     "fisher_pca_components", "scale", "lbp_downscale", "lbp_points",
+                                     "lbp_radius", "lbp_grid", "fisher_lbp_pca_components"),
                      nonnegative=("seed", "max_shift", "max_brightness", "cosine_margin", "angular_margin",
-                                  "triplet_weight", "weight_decay", "max_degrees", "fusion_weight"),
+                                  "triplet_weight", "weight_decay", "max_degrees", "fusion_weight",
+                                  "descriptor_weights"),
                      nonempty=("channels",),
                      ranges={"dropout": "[0, 1)", "max_scale": "[0, 1)", "erase_probability": "[0, 1]",
                              "angular_margin": "[0, 1.5]"},
                      choices={"conv_lowering": ("matmul", "auto", "xla"), "evaluation": ("test", "validation"),
                               "pooling": ("flatten", "average"), "validation_fold": (1, 2, 3),
-                              "loss": ("triplet", "margin_softmax", "both")})
+                              "loss": ("triplet", "margin_softmax", "both"),
+                              "lbp_method": ("uniform", "nri_uniform"), "lbp_cell_weights": ("fisher", "none")})
         n_train = train_subjects(self.evaluation)
         require(self, "downscale", 112 % self.downscale == 0 and 92 % self.downscale == 0,
                 "a divisor of both 112 and 92 (1, 2 or 4)")
@@ -202,6 +215,14 @@ class Config:
         require(self, "pca_components", self.pca_components <= 10 * n_train, f"<= {10 * n_train}")
         require(self, "fisher_pca_components", self.fisher_pca_components <= 9 * n_train,
                 f"<= {9 * n_train} (N - C: the within-class scatter's rank)")
+        require(self, "fisher_lbp_pca_components", self.fisher_lbp_pca_components <= 9 * n_train,
+                f"<= {9 * n_train} (N - C: the within-class scatter's rank)")
+        require(self, "lbp_downscale", 112 % self.lbp_downscale == 0 and 92 % self.lbp_downscale == 0,
+                "a divisor of both 112 and 92 (1, 2 or 4)")
+        require(self, "lbp_points", self.lbp_points <= 16, "<= 16")
+        require(self, "lbp_grid", self.lbp_grid[0] <= 112 // self.lbp_downscale
+                and self.lbp_grid[1] <= 92 // self.lbp_downscale,
+                f"(rows, columns) of cells, at most {112 // self.lbp_downscale} x {92 // self.lbp_downscale}")
 
 
 def train_subjects(evaluation: str) -> int:
@@ -292,6 +313,54 @@ def mean_distance(features):
     return float(d[np.triu_indices(len(d), 1)].mean())
 
 
+def lbp_histogram_cells(images, config: "Config"):
+    """Uniform-LBP cell histograms of ``(n, H, W)`` images: ``(n, cells, bins)`` (each cell's sums to 1)."""
+    codes = local_binary_pattern(jnp.asarray(images), config.lbp_points, config.lbp_radius, config.lbp_method)
+    bins = lbp_bins(config.lbp_points, config.lbp_method)
+    hist = lbp_histograms(codes, bins, tuple(config.lbp_grid))
+    return hist.reshape(len(images), -1, bins)
+
+
+def cell_distances(a, b):
+    """Chi-square distances cell by cell: ``(n, C, B), (m, C, B) -> (C, n, m)``."""
+    return jax.vmap(chi_square_distance, in_axes=(1, 1))(jnp.asarray(a), jnp.asarray(b))
+
+
+def fisher_cell_weights(train_hist, labels):
+    """Each cell's weight from the training subjects' pairs: Fisher's criterion of its
+    chi-square distance between different-person and same-person pairs,
+    ``(mu_diff - mu_same)^2 / (var_diff + var_same)`` (Ahonen et al. weight cells by hand)."""
+    d = np.asarray(cell_distances(train_hist, train_hist))                # (C, n, n)
+    i, j = np.triu_indices(d.shape[1], 1)
+    same = np.asarray(labels)[i] == np.asarray(labels)[j]
+    pairs = d[:, i, j]
+    a, b = pairs[:, same], pairs[:, ~same]
+    return (b.mean(1) - a.mean(1)) ** 2 / (a.var(1) + b.var(1))
+
+
+def descriptor_distances(config: "Config") -> dict:
+    """The held-out images' ``(100, 100)`` distances of the descriptor methods, each divided
+    by its mean over the training images' pairs: ``"lbp"`` (weighted chi-square between
+    cell histograms) and ``"fisher_lbp"`` (PCA + LDA of the square-rooted histograms,
+    fitted on the training subjects, then the distance between unit vectors)."""
+    s = split(load_faces(config.lbp_downscale)[..., 0], config.evaluation, config.validation_fold)
+    h_train, h_test = lbp_histogram_cells(s["x_train"], config), lbp_histogram_cells(s["x_test"], config)
+    n_cells, bins = h_train.shape[1:]
+    weights = (fisher_cell_weights(h_train, s["y_train"]) if config.lbp_cell_weights == "fisher"
+               else np.ones(n_cells))
+    w = jnp.asarray(np.repeat(weights / weights.mean(), bins), jnp.float32)
+    flat_train, flat_test = h_train.reshape(len(h_train), -1), h_test.reshape(100, -1)
+    d_train = np.asarray(chi_square_distance(flat_train, flat_train, w))
+    out = {"lbp": np.asarray(chi_square_distance(flat_test, flat_test, w)) / d_train[np.triu_indices(len(d_train), 1)].mean()}
+    x_train, x_test = jnp.sqrt(flat_train), jnp.sqrt(flat_test)
+    pca = dec.pca_fit(x_train, config.fisher_lbp_pca_components)
+    lda = dec.lda_fit(dec.pca_transform(pca, x_train), jnp.asarray(s["y_train"]), int(s["y_train"][-1]) + 1)
+    z_train, z_test = (l2_normalize(dec.lda_transform(lda, dec.pca_transform(pca, x))) for x in (x_train, x_test))
+    out["fisher_lbp"] = np.asarray(losses.pairwise_distances(z_test)) / mean_distance(z_train)
+    out["lbp_cell_weights"] = (weights / weights.mean()).round(4).tolist()
+    return out
+
+
 def held_out_subjects(evaluation: str, fold: int = 3) -> list[int]:
     """The 0-based indices of the 10 scored subjects: 30-39 for ``"test"``, else fold ``fold`` of 0-29."""
     first = TRAIN_SUBJECTS if evaluation == "test" else 10 * (fold - 1)
@@ -361,6 +430,12 @@ def run(config: Config) -> dict:
     faces = load_faces(config.downscale)
     s = split(faces, config.evaluation, config.validation_fold)
     base = baselines(s, config)
+    desc = descriptor_distances(config)
+    i_all, j_all = np.triu_indices(100, 1)
+    for name in ("lbp", "fisher_lbp"):
+        one_shot, auc = distance_scores(desc[name], s["y_test"])
+        base[name] = {"one_shot_accuracy": one_shot, "roc_auc": auc,
+                      "roc": (jnp.asarray(-desc[name][i_all, j_all]), s["y_test"][i_all] == s["y_test"][j_all])}
     n_train = train_subjects(config.evaluation)
     dim = config.embedding_dim
     classifier = config.loss != "triplet"
@@ -447,7 +522,11 @@ def run(config: Config) -> dict:
     d_fisher = d_fisher / mean_distance(base["fisher_train_features"])
     d_conv = [np.asarray(losses.pairwise_distances(emb_test[m])) / mean_distance(train_emb[m])
               for m in range(config.num_seeds)]
-    fused = [distance_scores(d + config.fusion_weight * d_fisher, s["y_test"]) for d in d_conv]
+    fused_fisher = [distance_scores(d + config.fusion_weight * d_fisher, s["y_test"]) for d in d_conv]
+    # the fused row: each member's distance beside the three descriptor distances
+    w_fisher, w_lbp, w_flbp = config.descriptor_weights
+    d_descriptors = w_fisher * d_fisher + w_lbp * desc["lbp"] + w_flbp * desc["fisher_lbp"]
+    fused = [distance_scores(d + d_descriptors, s["y_test"]) for d in d_conv]
     # the weight's curve (the default weight was chosen on the validation split's curve)
     fusion_curve = {str(w): np.mean([distance_scores(d + w * d_fisher, s["y_test"]) for d in d_conv], axis=0).tolist()
                     for w in (0.25, 0.5, 1.0, 2.0, 4.0)}
@@ -478,11 +557,17 @@ def run(config: Config) -> dict:
             "one_shot_accuracy": summary([r["one_shot_accuracy"] for r in other]),
             "roc_auc": summary([r["roc_auc"] for r in other])},
         "ensemble": {"one_shot_accuracy": float(ens_one_shot), "roc_auc": float(ens_auc)},
-        "fused_with_fisherfaces": {"one_shot_accuracy": summary([f[0] for f in fused]),
-                                   "roc_auc": summary([f[1] for f in fused]), "weight": config.fusion_weight,
+        "fused_with_fisherfaces": {"one_shot_accuracy": summary([f[0] for f in fused_fisher]),
+                                   "roc_auc": summary([f[1] for f in fused_fisher]), "weight": config.fusion_weight,
                                    "mean_by_weight": fusion_curve,
                                    "per_seed": [{"seed": sd, "one_shot_accuracy": f[0], "roc_auc": f[1]}
-                                                for sd, f in zip(seeds, fused)]},
+                                                for sd, f in zip(seeds, fused_fisher)]},
+        "fused": {"one_shot_accuracy": summary([f[0] for f in fused]), "roc_auc": summary([f[1] for f in fused]),
+                  "weights": dict(zip(("fisherfaces", "lbp", "fisher_lbp"), config.descriptor_weights)),
+                  "per_seed": [{"seed": sd, "one_shot_accuracy": f[0], "roc_auc": f[1]}
+                               for sd, f in zip(seeds, fused)]},
+        "descriptors_fused": dict(zip(("one_shot_accuracy", "roc_auc"), distance_scores(d_descriptors, s["y_test"]))),
+        "lbp_cell_weights": desc["lbp_cell_weights"],
         "baselines": {k: {"one_shot_accuracy": v["one_shot_accuracy"], "roc_auc": v["roc_auc"]}
                       for k, v in base.items() if isinstance(v, dict)},
         "goal": GOAL,
@@ -498,8 +583,7 @@ def run(config: Config) -> dict:
     # what the figures need: the ROC curves of the first member and of the baselines on a grid
     # of false positive rates, and the first member's test embeddings projected on their
     # first two principal axes
-    i_all, j_all = np.triu_indices(100, 1)
-    fused0 = d_conv[0] + config.fusion_weight * d_fisher
+    fused0 = d_conv[0] + d_descriptors
     result["method"] = {"triplet": "triplet ConvNet", "margin_softmax": "cosine-classifier ConvNet",
                         "both": "cosine classifier + triplet ConvNet"}[config.loss]
     result["roc_curves"] = {"convnet": roc_on_grid(*members[0]["roc"]),
@@ -528,8 +612,10 @@ def plot(result: dict, out_dir) -> list[str]:
     conv = result["convnet"]
     seed0 = result["convnet"]["per_seed"][0]["seed"]
     labels = {"convnet": f"{result['method']}, seed {seed0} (AUC {conv['per_seed'][0]['roc_auc']:.3f})",
-              "fused": f"seed {seed0} + fisherfaces distance (AUC {result['fused_with_fisherfaces']['per_seed'][0]['roc_auc']:.3f})"}
-    labels.update({k: f"{k.replace('_', ' ')} (AUC {v['roc_auc']:.3f})" for k, v in result["baselines"].items()})
+              "fused": f"seed {seed0} + fisherfaces, LBP, fisher-LBP (AUC {result['fused']['per_seed'][0]['roc_auc']:.3f})"}
+    names = {"lbp": "LBP chi-square", "fisher_lbp": "fisher-LBP"}
+    labels.update({k: f"{names.get(k, k.replace('_', ' '))} (AUC {v['roc_auc']:.3f})"
+                   for k, v in result["baselines"].items()})
     for name, curve in result["roc_curves"].items():
         ax.plot(curve["fpr"], curve["tpr"], label=labels[name], linewidth=2 if name == "convnet" else 1.2,
                 linestyle="--" if name == "fused" else "-")

@@ -11,20 +11,24 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 from experiments import face_verification as fv  # noqa: E402
 
 
-def numpy_scores(train, gallery, probes, test, features):
-    """One-shot accuracy by a NumPy nearest-neighbour loop and sklearn's AUC over all pairs."""
+def numpy_scores(test, features=None, distances=None):
+    """One-shot accuracy by a NumPy nearest-neighbour loop and sklearn's AUC over all pairs
+    (Euclidean distances of the features, or the held-out images' ``distances``)."""
     skm = pytest.importorskip("sklearn.metrics")
-    g, p, t = features(gallery), features(probes), features(test)
+    if distances is None:
+        t = features(test)
+        distances = np.array([[np.linalg.norm(a - b) for b in t] for a in t])
     correct = 0
-    for i, v in enumerate(p):
-        correct += int(np.argmin([np.linalg.norm(v - w) for w in g]) == i // 9)
+    for i in range(90):
+        probe = 10 * (i // 9) + 1 + i % 9
+        correct += int(np.argmin([distances[probe, 10 * g] for g in range(10)]) == i // 9)
     ids = np.repeat(np.arange(10), 10)
     scores, same = [], []
     for i in range(100):
         for j in range(i + 1, 100):
-            scores.append(-np.linalg.norm(t[i] - t[j]))
+            scores.append(-distances[i, j])
             same.append(ids[i] == ids[j])
-    return correct / len(p), skm.roc_auc_score(same, scores)
+    return correct / 90, skm.roc_auc_score(same, scores)
 
 
 def test_bad_config_raises():
@@ -48,6 +52,16 @@ def test_bad_config_raises():
         fv.Config(scale=0.0)
     with pytest.raises(ValueError, match=r"dropout.*\[0, 1\)"):
         fv.Config(dropout=1.0)
+    with pytest.raises(ValueError, match="lbp_method one of 'uniform', 'nri_uniform'; got 'default'"):
+        fv.Config(lbp_method="default")
+    with pytest.raises(ValueError, match=r"lbp_grid \(rows, columns\) of cells, at most 56 x 46, got \(60, 4\)"):
+        fv.Config(lbp_downscale=2, lbp_grid=(60, 4))
+    with pytest.raises(ValueError, match="expected lbp_radius > 0, got 0"):
+        fv.Config(lbp_radius=0.0)
+    with pytest.raises(ValueError, match="fisher_lbp_pca_components.*<= 180"):
+        fv.Config(evaluation="validation", fisher_lbp_pca_components=181)
+    with pytest.raises(ValueError, match="every element of descriptor_weights >= 0"):
+        fv.Config(descriptor_weights=(1.0, -1.0, 0.0))
 
 
 def test_validation_split_never_touches_the_test_subjects():
@@ -66,16 +80,17 @@ def test_reduced_run_against_independent_baselines():
     skd = pytest.importorskip("sklearn.decomposition")
     # the default's pieces (cosine classifier + triplet, dropout, affine warps, mirror), smaller
     config = fv.Config(num_seeds=2, channels=(8,), embedding_dim=32, steps=4, eval_every=4, batch_size=60,
-                       erase_probability=0.5, pca_components=20, fisher_pca_components=20)
+                       erase_probability=0.5, pca_components=20, fisher_pca_components=20, lbp_downscale=2,
+                       lbp_cell_weights="none")
     result = fv.run(config)
 
     # the baselines, recomputed on the same images with NumPy loops, sklearn's PCA and AUC
     faces = fv.load_faces(config.downscale).reshape(40, 10, -1).astype(np.float64)
     train, test = faces[:30].reshape(300, -1), faces[30:]
-    gallery, probes, flat_test = test[:, 0], test[:, 1:].reshape(90, -1), test.reshape(100, -1)
+    flat_test = test.reshape(100, -1)
     pca = skd.PCA(20, svd_solver="full").fit(train)
     for name, features in [("raw_pixels", lambda v: v), ("eigenfaces", pca.transform)]:
-        one_shot, auc = numpy_scores(train, gallery, probes, flat_test, features)
+        one_shot, auc = numpy_scores(flat_test, features)
         assert result["baselines"][name]["one_shot_accuracy"] == pytest.approx(one_shot, abs=1e-6)
         assert result["baselines"][name]["roc_auc"] == pytest.approx(auc, abs=1e-4)
     # the raw-pixel baseline of the issue (0.833 one-shot at full size) holds at 28 x 23 too
@@ -101,6 +116,27 @@ def test_reduced_run_against_independent_baselines():
     curve = result["roc_curves"]["convnet"]
     assert curve["fpr"][0] == 0.0 and curve["tpr"][-1] == 1.0 and np.all(np.diff(curve["tpr"]) >= 0)
     assert len(result["embedding_map"]) == 100
+    fused = result["fused"]
+    assert fused["one_shot_accuracy"]["mean"] == pytest.approx(np.mean([r["one_shot_accuracy"] for r in fused["per_seed"]]))
+
+    # the LBP row: scikit-image's codes, cell histograms and the chi-square distance by NumPy
+    skf = pytest.importorskip("skimage.feature")
+    small = fv.load_faces(2)[30:, ..., 0].reshape(100, 56, 46).astype(np.float64)
+    hists = []
+    for image in small:
+        codes = skf.local_binary_pattern(image, 8, 1.0, method="nri_uniform")
+        rows, cols = (np.round(np.linspace(0, n, 5)).astype(int) for n in (56, 46))   # the cells' edges
+        hists.append(np.concatenate([np.bincount(codes[r0:r1, c0:c1].ravel().astype(int), minlength=59) /
+                                     codes[r0:r1, c0:c1].size
+                                     for r0, r1 in zip(rows[:-1], rows[1:]) for c0, c1 in zip(cols[:-1], cols[1:])]))
+    h = np.stack(hists)
+    total = h[:, None] + h[None]
+    d = np.where(total > 0, (h[:, None] - h[None]) ** 2 / np.where(total > 0, total, 1), 0).sum(-1)
+    one_shot, auc = numpy_scores(None, distances=d)
+    # float32 against scikit-image's float64: 59 of the 257,600 codes (neighbours within rounding
+    # of their centre) differ, which moves the AUC by 1.5e-4; a wrong cell or code moves it more
+    assert result["baselines"]["lbp"]["one_shot_accuracy"] == pytest.approx(one_shot, abs=1.01 / 90)
+    assert result["baselines"]["lbp"]["roc_auc"] == pytest.approx(auc, abs=1e-3)
     assert 0.1 <= result["ensemble"]["one_shot_accuracy"] <= 1 and 0.5 <= result["ensemble"]["roc_auc"] <= 1
 
 
