@@ -32,6 +32,7 @@ the load average (the machine is shared: quote the load with the ratios). Run: `
 """
 from __future__ import annotations
 
+import fnnet  # first: fnnet.keep_host_memory's malloc settings apply to every side
 import argparse
 import statistics
 import time
@@ -508,7 +509,8 @@ def main():
     except ImportError:
         have_torch = False
     print(f"jax {jax.__version__}, backend {jax.default_backend()}"
-          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if have_torch else ""))
+          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if have_torch else "")
+          + f"; host memory kept: {fnnet.HOST_MEMORY_KEPT}")
 
     if args.scan:
         scan_section(args.rounds, have_torch, vgg=not args.skip_vgg)

@@ -35,6 +35,7 @@ per second and as the median per-round ratio of the two rates.
 """
 from __future__ import annotations
 
+import fnnet  # first: fnnet.keep_host_memory's malloc settings apply to every side
 import math
 import os
 import statistics
@@ -408,7 +409,7 @@ def train_step_table(rounds=ROUNDS, reps=REPS):
     times = interleaved(runners, rounds, reps, cpu)
     print(f"\nGPT train step, baby GPT ({LAYERS} layers, {HEADS} heads, embedding {EMBED}, context "
           f"{CONTEXT}, batch {BATCH}); {rounds} interleaved rounds x {reps} steps; load average "
-          f"{load:.1f} before, {os.getloadavg()[0]:.1f} after")
+          f"{load:.1f} before, {os.getloadavg()[0]:.1f} after; host memory kept: {fnnet.HOST_MEMORY_KEPT}")
     print(f"{'framework':<22} {'params':>9} {'median ms':>10} {'MB read':>8} {'fnnet / this':>13} "
           f"{'quartiles':>13} {'CPU ms':>7} {'CPU ratio':>9}")
     for name, run in runners.items():

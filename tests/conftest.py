@@ -13,6 +13,7 @@ cannot pass with the references never run.
 """
 import os
 
+import fnnet  # first: its malloc settings (fnnet.keep_host_memory) precede NumPy's threads
 import jax
 import numpy as np
 import pytest
@@ -84,6 +85,10 @@ def pytest_make_collect_report(collector):
     report = outcome.get_result()
     if _required and report.skipped and isinstance(report.longrepr, tuple):
         _to_failure(report)
+
+
+def pytest_report_header(config):
+    return f"fnnet {fnnet.__version__}; host memory kept: {fnnet.HOST_MEMORY_KEPT}"
 
 
 def pytest_terminal_summary(terminalreporter):

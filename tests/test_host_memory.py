@@ -12,63 +12,81 @@ from fnnet import keep_host_memory
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
-# Allocate, touch and free a 64 MiB buffer (above glibc's largest adaptive mmap
-# threshold, 32 MiB) once to warm up, then 5 times more, and print the imported
-# flag and the minor page faults of those 5 rounds.
+# Allocate, touch and free a buffer (64 MiB in the main thread, above glibc's largest
+# adaptive mmap threshold of 32 MiB; 256 MiB in a new thread, above a thread arena's
+# 64 MiB heaps) once to warm up, then 5 times more, and print the imported flag and the
+# minor page faults of those 5 rounds.
 PROGRAM = """
-import ctypes, resource
+import ctypes, resource, sys, threading
 import fnnet
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
-size = 64 << 20
+size, in_thread = int(sys.argv[1]), sys.argv[2] == "thread"
 def cycle():
     p = libc.malloc(size)
     ctypes.memset(p, 1, size)
     libc.free(p)
-cycle()
+def run():
+    if in_thread:
+        t = threading.Thread(target=cycle)
+        t.start()
+        t.join()
+    else:
+        cycle()
+run()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
-    cycle()
+    run()
 print(fnnet.HOST_MEMORY_KEPT, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def run_program(**env):
+def run_program(size=64 << 20, where="main", **env):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     environ.update(env)
-    out = subprocess.run([sys.executable, "-c", PROGRAM], env=environ, capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", PROGRAM, str(size), where], env=environ,
+                         capture_output=True, text=True, check=True).stdout.split()
     return out[0] == "True", int(out[1])
 
 
-PAGES = 5 * (64 << 20) // 4096   # the faults of mapping the buffer afresh every round
+CASES = [(64 << 20, "main"), (256 << 20, "thread")]
+
+
+def pages(size):
+    """The faults of mapping the buffer afresh in each of the 5 rounds."""
+    return 5 * size // 4096
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt only")
-def test_freed_buffer_is_reused_without_page_faults():
-    kept, faults = run_program()
+@pytest.mark.parametrize("size, where", CASES)
+def test_freed_buffer_is_reused_without_page_faults(size, where):
+    kept, faults = run_program(size, where)
     assert kept
-    assert faults < PAGES // 100, faults
+    assert faults < pages(size) // 100, faults
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt only")
-def test_opt_out_maps_the_buffer_afresh_every_time():
-    kept, faults = run_program(FNNET_KEEP_HOST_MEMORY="0")
+@pytest.mark.parametrize("size, where", CASES)
+def test_opt_out_maps_the_buffer_afresh_every_time(size, where):
+    kept, faults = run_program(size, where, FNNET_KEEP_HOST_MEMORY="0")
     assert not kept
-    assert faults > PAGES // 2, faults
+    assert faults > pages(size) // 2, faults
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt only")
-def test_glibc_environment_settings_are_left_to_rule():
-    kept, _ = run_program(MALLOC_TRIM_THRESHOLD_="131072")
+@pytest.mark.parametrize("name, value", [("MALLOC_TRIM_THRESHOLD_", "131072"), ("MALLOC_ARENA_MAX", "4")])
+def test_glibc_environment_settings_are_left_to_rule(name, value):
+    kept, _ = run_program(**{name: value})
     assert not kept
 
 
 def test_imported_flag_and_bad_threshold():
     assert fnnet.HOST_MEMORY_KEPT is (GLIBC and os.environ.get("FNNET_KEEP_HOST_MEMORY", "1") != "0"
                                       and not any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_",
-                                                                            "MALLOC_TRIM_THRESHOLD_")))
+                                                                            "MALLOC_TRIM_THRESHOLD_",
+                                                                            "MALLOC_ARENA_MAX")))
     for bad in (0, -1, 2.5, True, "1"):
         with pytest.raises(ValueError, match="expected a threshold of at least 1 byte"):
             keep_host_memory(bad)
