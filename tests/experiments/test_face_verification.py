@@ -2,6 +2,7 @@
 fail early, and a reduced run of the triplet ConvNet gives consistent scores."""
 import os
 import sys
+import warnings
 
 import jax
 import numpy as np
@@ -81,7 +82,7 @@ def test_reduced_run_against_independent_baselines():
     # the default's pieces (cosine classifier + triplet, dropout, affine warps, mirror), smaller
     config = fv.Config(num_seeds=2, channels=(8,), embedding_dim=32, steps=4, eval_every=4, batch_size=60,
                        erase_probability=0.5, pca_components=20, fisher_pca_components=20, lbp_downscale=2,
-                       lbp_cell_weights="none")
+                       lbp_cell_weights="none", lbp_method="nri_uniform", lbp_grid=(4, 4))
     result = fv.run(config)
 
     # the baselines, recomputed on the same images with NumPy loops, sklearn's PCA and AUC
@@ -124,7 +125,9 @@ def test_reduced_run_against_independent_baselines():
     small = fv.load_faces(2)[30:, ..., 0].reshape(100, 56, 46).astype(np.float64)
     hists = []
     for image in small:
-        codes = skf.local_binary_pattern(image, 8, 1.0, method="nri_uniform")
+        with warnings.catch_warnings():         # scikit-image warns about float images
+            warnings.simplefilter("ignore")
+            codes = skf.local_binary_pattern(image, 8, 1.0, method="nri_uniform")
         rows, cols = (np.round(np.linspace(0, n, 5)).astype(int) for n in (56, 46))   # the cells' edges
         hists.append(np.concatenate([np.bincount(codes[r0:r1, c0:c1].ravel().astype(int), minlength=59) /
                                      codes[r0:r1, c0:c1].size
