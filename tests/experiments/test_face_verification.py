@@ -118,7 +118,8 @@ def test_reduced_run_against_independent_baselines():
     assert curve["fpr"][0] == 0.0 and curve["tpr"][-1] == 1.0 and np.all(np.diff(curve["tpr"]) >= 0)
     assert len(result["embedding_map"]) == 100
     fused = result["fused"]
-    assert fused["one_shot_accuracy"]["mean"] == pytest.approx(np.mean([r["one_shot_accuracy"] for r in fused["per_seed"]]))
+    assert fused["one_shot_accuracy"]["mean"] == pytest.approx(np.mean([r["one_shot_accuracy"]
+                                                                         for r in fused["per_seed"]]))
 
     # the LBP row: scikit-image's codes, cell histograms and the chi-square distance by NumPy
     skf = pytest.importorskip("skimage.feature")
