@@ -55,8 +55,14 @@ CASES = [(64 << 20, "main"), (256 << 20, "thread")]
 
 
 def pages(size):
-    """The faults of mapping the buffer afresh in each of the 5 rounds."""
-    return 5 * size // 4096
+    """The faults of mapping the buffer afresh in each of the 5 rounds: one per 4 KiB
+    page, or per 2 MiB page where transparent huge pages are always on."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            huge = "[always]" in f.read()
+    except OSError:
+        huge = False
+    return 5 * size // ((2 << 20) if huge else 4096)
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt only")
@@ -64,7 +70,7 @@ def pages(size):
 def test_freed_buffer_is_reused_without_page_faults(size, where):
     kept, faults = run_program(size, where)
     assert kept
-    assert faults < pages(size) // 100, faults
+    assert faults < 64, faults      # a thread's stack and bookkeeping, never the buffer
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt only")
