@@ -38,7 +38,8 @@ def keep_host_memory(threshold: int = 1 << 30) -> bool:
     """One ``malloc`` arena, allocations below ``threshold`` bytes from the heap, and up
     to ``threshold`` freed bytes kept mapped (glibc ``mallopt`` of ``M_ARENA_MAX``,
     ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``). Returns whether they were set:
-    ``False`` off Linux/glibc, with ``FNNET_KEEP_HOST_MEMORY=0``, or when the user set
+    ``False`` off Linux/glibc, where glibc refuses the threshold, with
+    ``FNNET_KEEP_HOST_MEMORY=0``, or when the user set
     glibc's own ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or
     ``MALLOC_ARENA_MAX``."""
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
@@ -54,5 +55,7 @@ def keep_host_memory(threshold: int = 1 << 30) -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
+    # The mmap threshold first: a glibc that refuses it (older ones capped it at 32 MiB)
+    # is left as it was.
     return all(libc.mallopt(param, value) for param, value in
-               ((_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, threshold), (_M_TRIM_THRESHOLD, threshold)))
+               ((_M_MMAP_THRESHOLD, threshold), (_M_TRIM_THRESHOLD, threshold), (_M_ARENA_MAX, 1)))
