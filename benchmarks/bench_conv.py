@@ -32,7 +32,7 @@ the load average (the machine is shared: quote the load with the ratios). Run: `
 """
 from __future__ import annotations
 
-import fnnet  # first: fnnet.keep_host_memory's malloc settings apply to every side
+import fnnet  # its malloc settings (fnnet.keep_host_memory) apply to every side
 import argparse
 import statistics
 import time

@@ -35,7 +35,7 @@ per second and as the median per-round ratio of the two rates.
 """
 from __future__ import annotations
 
-import fnnet  # first: fnnet.keep_host_memory's malloc settings apply to every side
+import fnnet  # its malloc settings (fnnet.keep_host_memory) apply to every side
 import math
 import os
 import statistics

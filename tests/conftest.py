@@ -13,7 +13,7 @@ cannot pass with the references never run.
 """
 import os
 
-import fnnet  # first: its malloc settings (fnnet.keep_host_memory) precede NumPy's threads
+import fnnet
 import jax
 import numpy as np
 import pytest
