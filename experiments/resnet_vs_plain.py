@@ -22,8 +22,8 @@ training mode (the thin curves of the paper's figure); the test error uses the
 batch-norm running statistics. Depths 8, 20 and 56, as in the paper's figure 6 (which
 also has 32 and 44, and 110 for ResNets).
 
-Reaches (seed 0; 533 s on 2 CPU cores shared at a load average of ~10; training and
-test error in %):
+Reaches (seed 0; 74 s on 2 quiet CPU cores, load average ~1; 533 s at a load of ~10,
+the same numbers; training and test error in %):
 
 | depth | params | final train err: plain | ResNet | mean over epochs: plain | ResNet | test err: plain | ResNet |
 |---|---|---|---|---|---|---|---|
@@ -63,7 +63,7 @@ from fnnet.models import cifar_resnet
 from fnnet.train.config import check_config, require
 
 
-CPU_SECONDS = 200  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 75  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
