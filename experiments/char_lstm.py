@@ -16,8 +16,8 @@ Held-out bits per character are measured over the held-out text as one stream fr
 zero state, as for ``char_rnn``.
 
 Shows: the LSTM's held-out bits per character are below the tanh RNN's (char_rnn).
-Full run (hidden 128, 1,500 steps of 32 x 64 characters, 115 s on 2 CPU cores shared at
-load ~10, 265,320 params): held-out 1.88 bits per character (1.8813), against char_rnn's
+Full run (hidden 128, 1,500 steps of 32 x 64 characters, 34 s on 2 quiet CPU cores,
+115 s at a load of ~10, 265,320 params): held-out 1.88 bits per character (1.8813), against char_rnn's
 2.38-2.63. Before the loop was ``fit``'s (the same windows, drawn inside a hand-written
 scan) the run took 163 s and gave 1.88 too.
 """
@@ -38,7 +38,7 @@ from fnnet.train.config import check_config, require
 EOS = "<eos>"
 
 
-CPU_SECONDS = 115  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 35  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)

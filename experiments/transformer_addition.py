@@ -22,8 +22,8 @@ Full run (seed 0, 2 layers, 4 heads, embedding 64, 101,312 params, 2,000 steps o
 sums, a quarter of one pass over the training pairs): 100.0% exact match on the 1,000
 held-out sums (goal 100%; minGPT reaches 100% at 2 digits) and on 1,000 training sums;
 held-out digit accuracy (teacher forced) 99.5 / 99.9 / 100 / 100% after 500 / 1,000 /
-1,500 / 2,000 steps; 88 s of training, 102 s in all, on 2 shared CPU cores at a load
-average of 9-10. (An earlier run, before the blocks' layer norm had its derivative
+1,500 / 2,000 steps; 17 s of training, 21 s in all, on 2 quiet CPU cores (88 s of
+training, 102 s in all, at a load average of 9-10: the same numbers). (An earlier run, before the blocks' layer norm had its derivative
 written out, gave 99.1 / 99.4 / 100 / 100% in 172 s at load 12-14: the gradients differ
 in float32 rounding, so the trajectory does.)
 """
@@ -42,7 +42,7 @@ from fnnet.models.gpt import generate, gpt
 from fnnet.train.config import check_config, require
 
 
-CPU_SECONDS = 102  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
+CPU_SECONDS = 21  # a default run on 2 CPU cores (docs/experiments.md); `fnnet list` shows it
 
 
 @dataclasses.dataclass(frozen=True)
