@@ -370,14 +370,20 @@ def distance_scores(d, ids):
     return float(one_shot), float(metrics.roc_auc(jnp.asarray(-d[i, j]), jnp.asarray(ids[i] == ids[j])))
 
 
-def mean_distance(features):
-    """The mean Euclidean distance over all pairs of rows: a label-free scale."""
-    d = np.asarray(losses.pairwise_distances(jnp.asarray(features)))
+def mean_pair_distance(d) -> float:
+    """The mean of a square distance matrix over its pairs (above the diagonal)."""
+    d = np.asarray(d)
     return float(d[np.triu_indices(len(d), 1)].mean())
 
 
+def mean_distance(features):
+    """The mean Euclidean distance over all pairs of rows: a label-free scale."""
+    return mean_pair_distance(losses.pairwise_distances(jnp.asarray(features)))
+
+
 def lbp_histogram_cells(images, config: Config):
-    """Uniform-LBP cell histograms of ``(n, H, W)`` images: ``(n, cells, bins)`` (each cell's sums to 1)."""
+    """LBP cell histograms (``config.lbp_method``) of ``(n, H, W)`` images: ``(n, cells, bins)``
+    (each cell's sums to 1)."""
     codes = local_binary_pattern(jnp.asarray(images), config.lbp_points, config.lbp_radius, config.lbp_method)
     bins = lbp_bins(config.lbp_points, config.lbp_method)
     hist = lbp_histograms(codes, bins, tuple(config.lbp_grid))
@@ -413,8 +419,7 @@ def descriptor_distances(config: Config) -> dict:
                else np.ones(n_cells))
     w = jnp.asarray(np.repeat(weights / weights.mean(), bins), jnp.float32)
     flat_train, flat_test = h_train.reshape(len(h_train), -1), h_test.reshape(100, -1)
-    d_train = np.asarray(chi_square_distance(flat_train, flat_train, w))
-    scale = d_train[np.triu_indices(len(d_train), 1)].mean()
+    scale = mean_pair_distance(chi_square_distance(flat_train, flat_train, w))
     out = {"lbp": np.asarray(chi_square_distance(flat_test, flat_test, w)) / scale}
     x_train, x_test = jnp.sqrt(flat_train), jnp.sqrt(flat_test)
     pca = dec.pca_fit(x_train, config.fisher_lbp_pca_components)
